@@ -4,7 +4,9 @@
 //! - [`value`]: cty types and values, and their msgpack / JSON wire forms (`DynamicValue`).
 //! - [`schema`]: the schema model a provider declares (attributes, blocks, sensitivity).
 //! - [`diag`]: diagnostics with attribute paths.
+//! - [`proto`]: generated gRPC code for tfplugin6 and go-plugin's side services.
 
 pub mod diag;
+pub mod proto;
 pub mod schema;
 pub mod value;
