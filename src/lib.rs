@@ -13,6 +13,7 @@
 //! - [`sensitive`]: the value type every layer uses for secret material.
 
 pub mod protocol;
+pub mod provider;
 pub mod resolve;
 pub mod sensitive;
 pub mod store;

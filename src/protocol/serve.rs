@@ -297,19 +297,14 @@ impl goplugin::grpc_controller_server::GrpcController for Controller {
 
 struct Stdio;
 
-type StdioStream =
-    Pin<Box<dyn futures::Stream<Item = Result<goplugin::StdioData, Status>> + Send + 'static>>;
-
 #[tonic::async_trait]
 impl goplugin::grpc_stdio_server::GrpcStdio for Stdio {
-    type StreamStdioStream = StdioStream;
-
     /// We never write to stdout or stderr outside logs, so there is nothing to forward; the stream
     /// stays open (and empty) until the process exits.
     async fn stream_stdio(
         &self,
         _req: Request<()>,
-    ) -> Result<Response<Self::StreamStdioStream>, Status> {
+    ) -> Result<Response<tonic::codegen::BoxStream<goplugin::StdioData>>, Status> {
         Ok(Response::new(Box::pin(futures::stream::pending())))
     }
 }

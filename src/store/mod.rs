@@ -5,6 +5,8 @@
 //! escapes when the configuration is loaded). A store only does I/O: it never sees Terraform
 //! types, and secret material only travels as [`SecretValue`].
 
+pub mod cache;
+
 use std::path::PathBuf;
 
 use async_trait::async_trait;
