@@ -4,10 +4,30 @@
 //! The wire rules (null, unknown and refined unknown, number forms, dynamic values, objects that
 //! must list every attribute) are those of go-cty's msgpack and JSON packages; see
 //! `shared/notes/protocol.md` §4.
+//!
+//! - [`decode_msgpack`] / [`encode_msgpack`]: `DynamicValue.msgpack` (and what we always reply in).
+//! - [`decode_json`] / [`decode_json_state`] / [`encode_json`]: `DynamicValue.json`, `RawState.json`.
+//! - [`Type::to_json`] / [`Type::from_json`]: the JSON type constraint.
+//! - [`decode_dynamic_value`]: whichever of the two forms a `DynamicValue` carries.
+//!
+//! Decoding normalizes numbers (see [`Number::normalized`]) so that equal numbers compare equal.
+//! Every error carries the [`AttributePath`] of the offending value and names kinds, never
+//! values: a string on the wire may be a secret.
 
 use std::collections::BTreeMap;
 
-use super::diag::AttributePath;
+use super::diag::{AttributePath, PathStep};
+
+mod json;
+mod msgpack;
+mod number;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+mod types;
+
+pub use json::{decode_json, decode_json_state, encode_json};
+pub use msgpack::{decode_msgpack, encode_msgpack};
 
 /// A cty type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,13 +70,16 @@ pub struct Unknown {
 }
 
 /// A cty number. Kept as the exact decimal text when it fits neither `i64` nor `f64` exactly.
+///
+/// The decoders always produce the canonical variant (see [`Number::normalized`]); the encoders
+/// accept any variant and normalize it first.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Number {
     /// An integer that fits in 64 bits.
     Int(i64),
     /// A non-integer that is exact in `f64`, or ±infinity.
     Float(f64),
-    /// Any other number, as decimal text (e.g. `"123456789012345678901234567890"`).
+    /// Any other number, as decimal text (e.g. `"123456789012345678901234567890"`, `"0.1"`).
     Decimal(String),
 }
 
@@ -97,7 +120,50 @@ pub struct CodecError {
     pub message: String,
 }
 
+impl CodecError {
+    /// An error at `path`.
+    pub fn new(path: AttributePath, message: impl Into<String>) -> Self {
+        CodecError {
+            path,
+            message: message.into(),
+        }
+    }
+
+    /// An error at the path made of `steps` (the decoders' running path).
+    fn at(steps: &[PathStep], message: impl Into<String>) -> Self {
+        CodecError::new(AttributePath(steps.to_vec()), message)
+    }
+}
+
+/// Decodes a `DynamicValue`: its msgpack form when present, else its JSON form.
+pub fn decode_dynamic_value(msgpack: &[u8], json: &[u8], ty: &Type) -> Result<Value, CodecError> {
+    if !msgpack.is_empty() {
+        decode_msgpack(msgpack, ty)
+    } else if !json.is_empty() {
+        decode_json(json, ty)
+    } else {
+        Err(CodecError::new(AttributePath::root(), "empty DynamicValue"))
+    }
+}
+
 impl Value {
+    /// A short name of this value's kind (`null`, `string`, `object`, ...), for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Unknown(_) => "unknown",
+            Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::Tuple(_) => "tuple",
+            Value::Map(_) => "map",
+            Value::Object(_) => "object",
+            Value::Dynamic(..) => "dynamic value",
+        }
+    }
+
     /// The attribute `name` of an object value.
     pub fn attr(&self, name: &str) -> Option<&Value> {
         match self {
@@ -138,20 +204,30 @@ impl Value {
     }
 }
 
-// TEMPORARY stubs until the codec branch lands.
-/// stub
-pub fn decode_dynamic_value(_m: &[u8], _j: &[u8], _t: &Type) -> Result<Value, CodecError> {
-    Err(CodecError { path: AttributePath::root(), message: "todo".into() })
+/// The error for a value whose kind does not fit its type (encoders).
+fn kind_mismatch(steps: &[PathStep], ty: &Type, value: &Value) -> CodecError {
+    CodecError::at(
+        steps,
+        format!("expected a {} value, found a {}", ty.kind(), value.kind()),
+    )
 }
-/// stub
-pub fn encode_msgpack(_v: &Value, _t: &Type) -> Result<Vec<u8>, CodecError> {
-    Err(CodecError { path: AttributePath::root(), message: "todo".into() })
-}
-/// stub
-pub fn decode_json_state(_j: &[u8], _t: &Type) -> Result<Value, CodecError> {
-    Err(CodecError { path: AttributePath::root(), message: "todo".into() })
-}
-impl Type {
-    /// stub
-    pub fn to_json(&self) -> Vec<u8> { Vec::new() }
+
+/// Checks that an object value holds exactly the attributes of its type (encoders).
+fn check_object_attributes(
+    steps: &mut Vec<PathStep>,
+    values: &BTreeMap<String, Value>,
+    types: &BTreeMap<String, Type>,
+) -> Result<(), CodecError> {
+    let missing = types.keys().find(|name| !values.contains_key(*name));
+    let extra = values.keys().find(|name| !types.contains_key(*name));
+    let (name, message) = match (missing, extra) {
+        (Some(name), _) => (
+            name,
+            "attribute of the object type is missing from the value",
+        ),
+        (None, Some(name)) => (name, "attribute is not part of the object type"),
+        (None, None) => return Ok(()),
+    };
+    steps.push(PathStep::Attribute(name.clone()));
+    Err(CodecError::at(steps, message))
 }
