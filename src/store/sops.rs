@@ -489,11 +489,21 @@ impl SopsFile {
                 }
                 Ok(SopsValue::Map(out))
             }
-            Yaml::Sequence(items) => items
-                .into_iter()
-                .map(|v| self.decrypt_node(v, path, mac))
-                .collect::<Result<Vec<_>, _>>()
-                .map(SopsValue::List),
+            Yaml::Sequence(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    // sops 3.x writes a comment inside a list as an encrypted list item of type
+                    // `comment`; it is not data and not part of the MAC.
+                    if let Yaml::String(s) = &item
+                        && s.starts_with("ENC[")
+                        && s.ends_with(",type:comment]")
+                    {
+                        continue;
+                    }
+                    out.push(self.decrypt_node(item, path, mac)?);
+                }
+                Ok(SopsValue::List(out))
+            }
             Yaml::Null => Ok(SopsValue::Null),
             Yaml::Tagged(_) => Err(SopsError::Unsupported(format!(
                 "tagged YAML value at `{}`",
@@ -734,6 +744,7 @@ fn decrypt_leaf(enc: &str, key: &[u8; 32], aad: &str) -> Result<SopsValue, LeafE
         "str" | "bytes" | "time" => Ok(SopsValue::string(text)),
         "int" => text.parse().map(SopsValue::Int).map_err(|_| bad("int")),
         "float" => text.parse().map(SopsValue::Float).map_err(|_| bad("float")),
+        "comment" => Err(fmt_err("a comment where a value is expected")),
         "bool" => match text {
             "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(SopsValue::Bool(true)),
             "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(SopsValue::Bool(false)),
@@ -1185,5 +1196,518 @@ impl SecretStore for SopsStore {
             .as_ref()
             .and_then(|s| s.data().get(key))
             .is_some_and(|v| *v != SopsValue::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/sops/secrets.enc.yaml");
+    const FIXTURE_KEY: &str = include_str!("../../tests/fixtures/sops/key.txt");
+
+    fn fixture_ids() -> Vec<age::x25519::Identity> {
+        parse_identities(FIXTURE_KEY).unwrap()
+    }
+
+    fn s(v: &SopsValue) -> &str {
+        match v {
+            SopsValue::Str(s) => s.as_str(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    fn sample_tree() -> SopsMap {
+        let mut db = SopsMap::new();
+        db.insert("password".into(), SopsValue::string("hunter2"));
+        db.insert("port".into(), SopsValue::Int(5432));
+        db.insert("ratio".into(), SopsValue::Float(0.25));
+        db.insert("on".into(), SopsValue::Bool(true));
+        db.insert("empty".into(), SopsValue::string(""));
+        db.insert("none".into(), SopsValue::Null);
+        let mut m = SopsMap::new();
+        m.insert("zeta".into(), SopsValue::Map(db));
+        m.insert(
+            "list".into(),
+            SopsValue::List(vec![
+                SopsValue::string("a"),
+                SopsValue::Int(-2),
+                SopsValue::List(vec![SopsValue::Bool(false)]),
+            ]),
+        );
+        m.insert("multi".into(), SopsValue::string("line1\nline2\n"));
+        m.insert("note_unencrypted".into(), SopsValue::string("in clear"));
+        m.insert("alpha".into(), SopsValue::string("{\"a\": 1}"));
+        m
+    }
+
+    fn encrypted_sample() -> (String, Vec<age::x25519::Identity>) {
+        let id = age::x25519::Identity::generate();
+        let mut file = SopsFile::new(&[id.to_public()]).unwrap();
+        *file.data_mut() = sample_tree();
+        let text = file.encrypt(Utc::now()).unwrap();
+        (text, vec![id])
+    }
+
+    #[test]
+    fn decrypts_a_file_written_by_sops() {
+        let file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let d = file.data();
+        let keys: Vec<&str> = d.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "db",
+                "list",
+                "multi",
+                "folded",
+                "token_unencrypted",
+                "nested_unencrypted",
+                "api_key"
+            ]
+        );
+        let SopsValue::Map(db) = &d["db"] else {
+            panic!("db is not a map")
+        };
+        assert_eq!(s(&db["password"]), "s3cret");
+        assert_eq!(db["port"], SopsValue::Int(5432));
+        assert_eq!(db["ratio"], SopsValue::Float(1.5));
+        assert_eq!(db["enabled"], SopsValue::Bool(true));
+        assert_eq!(db["disabled"], SopsValue::Bool(false));
+        assert_eq!(s(&db["empty"]), "");
+        assert_eq!(db["nothing"], SopsValue::Null);
+        // The comment inside the list is dropped, not returned as an item.
+        let SopsValue::List(list) = &d["list"] else {
+            panic!("list is not a list")
+        };
+        assert_eq!(list.len(), 4);
+        assert_eq!(s(&list[0]), "a");
+        assert_eq!(list[1], SopsValue::Int(2));
+        assert_eq!(
+            list[3],
+            SopsValue::List(vec![SopsValue::string("nested"), SopsValue::Float(3.25)])
+        );
+        assert_eq!(s(&d["multi"]), "line1\nline2\n");
+        assert_eq!(s(&d["folded"]), "folded text");
+        assert_eq!(s(&d["token_unencrypted"]), "visible");
+        assert_eq!(s(&d["api_key"]), r#"{"looks": "like json"}"#);
+        assert!(
+            go_rfc3339(file.lastmodified()).is_ok(),
+            "{}",
+            file.lastmodified()
+        );
+    }
+
+    #[test]
+    fn round_trips_a_tree_in_order() {
+        let (text, ids) = encrypted_sample();
+        assert!(!text.contains("hunter2"), "plaintext leaked into the file");
+        assert!(text.contains("note_unencrypted: in clear"), "{text}");
+        assert!(
+            text.contains("empty: ''") || text.contains("empty: \"\""),
+            "{text}"
+        );
+        assert!(text.contains("unencrypted_suffix: _unencrypted"));
+        assert!(text.contains(&format!("version: {SOPS_FORMAT_VERSION}")));
+        let back = SopsFile::decrypt(&text, &ids).unwrap();
+        assert_eq!(back.data(), &sample_tree());
+        assert_eq!(back.recipients(), vec![ids[0].to_public().to_string()]);
+    }
+
+    #[test]
+    fn rewrite_keeps_the_data_key_and_recipients() {
+        let file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let mut file = file;
+        let enc_before = file.age.clone();
+        file.data_mut()
+            .insert("added".into(), SopsValue::string("v"));
+        let text = file.encrypt(Utc::now()).unwrap();
+        let again = SopsFile::decrypt(&text, &fixture_ids()).unwrap();
+        assert_eq!(again.age, enc_before);
+        assert_eq!(s(&again.data()["added"]), "v");
+        assert_eq!(again.data().len(), 8);
+    }
+
+    #[test]
+    fn tampered_ciphertext_is_an_integrity_error() {
+        let (text, ids) = encrypted_sample();
+        // Flip one base64 character of the first encrypted value's data.
+        let at = text.find("ENC[AES256_GCM,data:").unwrap() + "ENC[AES256_GCM,data:".len();
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let err = SopsFile::decrypt(&tampered, &ids).unwrap_err();
+        assert!(matches!(err, SopsError::Integrity(_)), "{err}");
+    }
+
+    #[test]
+    fn swapped_values_fail_because_the_path_is_authenticated() {
+        let (text, ids) = encrypted_sample();
+        let line_of = |key: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .unwrap()
+                .split_once(": ")
+                .unwrap()
+                .1
+                .to_owned()
+        };
+        let (a, m) = (line_of("alpha:"), line_of("multi:"));
+        let swapped = text.replace(&a, "@@A").replace(&m, &a).replace("@@A", &m);
+        assert!(matches!(
+            SopsFile::decrypt(&swapped, &ids),
+            Err(SopsError::Integrity(_))
+        ));
+    }
+
+    #[test]
+    fn tampered_mac_or_plain_value_or_timestamp_is_an_integrity_error() {
+        let (text, ids) = encrypted_sample();
+        let new_mac = {
+            let mut f = SopsFile::decrypt(&text, &ids).unwrap();
+            f.data_mut().insert("other".into(), SopsValue::string("x"));
+            let t = f.encrypt(Utc::now()).unwrap();
+            t.lines()
+                .find(|l| l.trim_start().starts_with("mac:"))
+                .unwrap()
+                .to_owned()
+        };
+        let old_mac = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("mac:"))
+            .unwrap();
+        for (what, bad) in [
+            ("mac from another version", text.replace(old_mac, &new_mac)),
+            ("unencrypted value", text.replace("in clear", "changed")),
+            (
+                "lastmodified",
+                text.lines()
+                    .map(|l| {
+                        if l.trim_start().starts_with("lastmodified:") {
+                            "  lastmodified: '2001-01-01T00:00:00Z'".to_owned()
+                        } else {
+                            l.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        ] {
+            let err = SopsFile::decrypt(&bad, &ids).unwrap_err();
+            assert!(matches!(err, SopsError::Integrity(_)), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn wrong_identity_names_the_recipients_not_the_values() {
+        let (text, ids) = encrypted_sample();
+        let other = age::x25519::Identity::generate();
+        let err = SopsFile::decrypt(&text, &[other]).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, SopsError::NoMatchingIdentity { .. }));
+        assert!(msg.contains(&ids[0].to_public().to_string()), "{msg}");
+        assert!(msg.contains("no age identity matches"), "{msg}");
+        assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_line() {
+        let err = SopsFile::decrypt("a: 1\nb: [unclosed\nc: 2\n", &fixture_ids()).unwrap_err();
+        let SopsError::Yaml { line, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(line.is_some_and(|l| l >= 2), "{err}");
+        assert!(err.to_string().contains("at line"), "{err}");
+    }
+
+    #[test]
+    fn plain_yaml_without_metadata_is_rejected() {
+        let err = SopsFile::decrypt("a: 1\n", &fixture_ids()).unwrap_err();
+        assert!(err.to_string().contains("no `sops` metadata"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_rules_are_named() {
+        let text = FIXTURE.replace(
+            "unencrypted_suffix: _unencrypted",
+            "encrypted_regex: ^data$",
+        );
+        let err = SopsFile::decrypt(&text, &fixture_ids()).unwrap_err();
+        assert!(
+            matches!(&err, SopsError::Unsupported(m) if m.contains("encrypted_regex")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn encrypted_suffix_rule_encrypts_only_matching_keys() {
+        let id = age::x25519::Identity::generate();
+        let mut f = SopsFile::new(&[id.to_public()]).unwrap();
+        f.rule = Rule::EncryptedSuffix("_secret".into());
+        f.data_mut()
+            .insert("name".into(), SopsValue::string("public"));
+        f.data_mut()
+            .insert("db_secret".into(), SopsValue::string("private"));
+        let text = f.encrypt(Utc::now()).unwrap();
+        assert!(text.contains("name: public"), "{text}");
+        assert!(!text.contains("private"));
+        let back = SopsFile::decrypt(&text, &[id]).unwrap();
+        assert_eq!(s(&back.data()["db_secret"]), "private");
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(1.0), "1");
+        assert_eq!(go_float(1e21), "1000000000000000000000");
+        assert_eq!(go_float(1e-7), "0.0000001");
+        assert_eq!(go_float(f64::INFINITY), "+Inf");
+        assert_eq!(go_float(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn go_rfc3339_drops_fractions_and_keeps_offsets() {
+        assert_eq!(
+            go_rfc3339("2024-01-02T03:04:05.678Z").unwrap(),
+            "2024-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            go_rfc3339("2024-01-02T03:04:05+02:00").unwrap(),
+            "2024-01-02T03:04:05+02:00"
+        );
+    }
+
+    #[test]
+    fn atmos_text_of_each_kind() {
+        let t = |v: SopsValue| v.to_atmos_text().map(|z| z.to_string());
+        assert_eq!(t(SopsValue::string("x")), Some("x".into()));
+        assert_eq!(t(SopsValue::Int(7)), Some("7".into()));
+        assert_eq!(t(SopsValue::Float(2.5)), Some("2.5".into()));
+        assert_eq!(t(SopsValue::Bool(true)), Some("true".into()));
+        assert_eq!(t(SopsValue::Null), None);
+        let mut m = SopsMap::new();
+        m.insert("b".into(), SopsValue::Int(1));
+        m.insert(
+            "a".into(),
+            SopsValue::List(vec![SopsValue::string("x"), SopsValue::Null]),
+        );
+        assert_eq!(
+            t(SopsValue::Map(m)),
+            Some(r#"{"b":1,"a":["x",null]}"#.into())
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_values() {
+        let file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let printed = format!("{file:?} {:?}", file.data());
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(!printed.contains("5432"), "{printed}");
+        assert!(printed.contains("db"), "{printed}");
+    }
+
+    #[test]
+    fn identities_parse_and_reject_garbage() {
+        assert_eq!(fixture_ids().len(), 1);
+        let Err(err) = parse_identities("# c\nnot-a-key\n") else {
+            panic!("garbage parsed as a key")
+        };
+        assert!(err.contains("line 2"), "{err}");
+        assert!(parse_identities("# only a comment\n").is_err());
+    }
+
+    // ---- SopsStore ----
+
+    fn loc(file: &Path, key: &str) -> Location {
+        Location::SopsKey {
+            file: file.to_path_buf(),
+            key: key.to_owned(),
+        }
+    }
+
+    fn store() -> (SopsStore, age::x25519::Identity) {
+        let id = age::x25519::Identity::generate();
+        (SopsStore::new(vec![id.clone()], vec![]), id)
+    }
+
+    #[tokio::test]
+    async fn store_write_read_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/secrets.yaml");
+        let (st, id) = store();
+        assert!(
+            st.read(&loc(&file, "a")).await.unwrap().is_none(),
+            "missing file reads as unset"
+        );
+        assert!(!st.exists(&loc(&file, "a")).await.unwrap());
+
+        let v1 = st
+            .write(&loc(&file, "a"), &SecretValue::new("one".into()))
+            .await
+            .unwrap();
+        st.write(&loc(&file, "b"), &SecretValue::new(r#"{"k":"v"}"#.into()))
+            .await
+            .unwrap();
+        let got = st.read(&loc(&file, "a")).await.unwrap().unwrap();
+        assert_eq!(got.value.expose(), "one");
+        assert!(got.version.is_some());
+        assert!(!v1.is_empty());
+        assert!(st.exists(&loc(&file, "b")).await.unwrap());
+        assert!(st.read(&loc(&file, "zzz")).await.unwrap().is_none());
+
+        // On disk: encrypted for the identity's own recipient, values stored as strings.
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("one"));
+        let on_disk = SopsFile::decrypt(&text, std::slice::from_ref(&id)).unwrap();
+        assert_eq!(on_disk.recipients(), vec![id.to_public().to_string()]);
+        assert_eq!(on_disk.data()["b"], SopsValue::string(r#"{"k":"v"}"#));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "new secrets file must not be group/world readable"
+            );
+        }
+
+        st.delete(&loc(&file, "a")).await.unwrap();
+        st.delete(&loc(&file, "a")).await.unwrap();
+        assert!(st.read(&loc(&file, "a")).await.unwrap().is_none());
+        st.delete(&loc(&file, "b")).await.unwrap();
+        // The last delete leaves a valid, empty document.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let empty = SopsFile::decrypt(&text, &[id]).unwrap();
+        assert!(empty.data().is_empty());
+        // Deleting from a file that does not exist creates nothing.
+        let none = dir.path().join("none.yaml");
+        st.delete(&loc(&none, "x")).await.unwrap();
+        assert!(!none.exists());
+    }
+
+    #[tokio::test]
+    async fn store_reads_scalars_and_maps_as_atmos_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, FIXTURE).unwrap();
+        let st = SopsStore::new(fixture_ids(), vec![]);
+        let read = |k: &str| {
+            let l = loc(&file, k);
+            let st = &st;
+            async move {
+                st.read(&l)
+                    .await
+                    .unwrap()
+                    .map(|v| v.value.expose().to_owned())
+            }
+        };
+        assert_eq!(read("multi").await.as_deref(), Some("line1\nline2\n"));
+        assert_eq!(
+            read("nested_unencrypted").await.as_deref(),
+            Some(r#"{"inner":7}"#)
+        );
+        let db = read("db").await.unwrap();
+        assert!(
+            db.starts_with(r#"{"password":"s3cret","port":5432,"ratio":1.5,"enabled":true"#),
+            "{db}"
+        );
+        let v = st.read(&loc(&file, "multi")).await.unwrap().unwrap();
+        let lm = SopsFile::decrypt(FIXTURE, &fixture_ids())
+            .unwrap()
+            .lastmodified()
+            .to_owned();
+        assert_eq!(v.version.as_deref(), Some(lm.as_str()));
+    }
+
+    #[tokio::test]
+    async fn store_decrypts_once_and_sees_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, FIXTURE).unwrap();
+        let st = SopsStore::new(fixture_ids(), vec![]);
+        assert!(st.read(&loc(&file, "multi")).await.unwrap().is_some());
+        // Served from the cache: a file that is now garbage is not decrypted again.
+        std::fs::write(&file, "garbage: [").unwrap();
+        assert!(st.read(&loc(&file, "multi")).await.unwrap().is_some());
+        std::fs::write(&file, FIXTURE).unwrap();
+        st.write(&loc(&file, "new"), &SecretValue::new("n".into()))
+            .await
+            .unwrap();
+        let got = st.read(&loc(&file, "new")).await.unwrap().unwrap();
+        assert_eq!(got.value.expose(), "n");
+        // The rewrite kept the fixture's recipient (not a configured one).
+        let text = std::fs::read_to_string(&file).unwrap();
+        let f = SopsFile::decrypt(&text, &fixture_ids()).unwrap();
+        assert_eq!(
+            f.recipients(),
+            SopsFile::decrypt(FIXTURE, &fixture_ids())
+                .unwrap()
+                .recipients()
+        );
+        assert_eq!(f.data().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn store_errors_name_the_file_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, FIXTURE).unwrap();
+        let (st, _) = store();
+        let err = st.read(&loc(&file, "db")).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Denied { .. }), "{msg}");
+        assert!(
+            msg.contains("s.yaml") && msg.contains("no age identity matches"),
+            "{msg}"
+        );
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "a: 1\nb: [\n").unwrap();
+        let msg = st.read(&loc(&bad, "a")).await.unwrap_err().to_string();
+        assert!(msg.contains("bad.yaml") && msg.contains("line"), "{msg}");
+
+        let err = st.read(&Location::Named("x".into())).await.unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn open_prefers_the_path_then_key_file_env_then_key_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("keys.txt");
+        std::fs::write(&key_path, FIXTURE_KEY).unwrap();
+        let fixture_pub = fixture_ids()[0].to_public().to_string();
+        let other = age::x25519::Identity::generate();
+        let other_text = other.to_string();
+        let other_text = age::secrecy::ExposeSecret::expose_secret(&other_text).to_owned();
+        let kp = key_path.display().to_string();
+
+        let env = |file: Option<&str>, key: Option<&str>| {
+            let (file, key) = (file.map(str::to_owned), key.map(str::to_owned));
+            move |n: &str| match n {
+                SOPS_AGE_KEY_FILE_ENV => file.clone(),
+                SOPS_AGE_KEY_ENV => key.clone(),
+                _ => None,
+            }
+        };
+        let recipient_of = |st: &SopsStore| st.recipients[0].to_string();
+
+        let st =
+            SopsStore::open_with_env(Some(&key_path), &[], env(None, Some(&other_text))).unwrap();
+        assert_eq!(recipient_of(&st), fixture_pub);
+        let st = SopsStore::open_with_env(None, &[], env(Some(&kp), Some(&other_text))).unwrap();
+        assert_eq!(recipient_of(&st), fixture_pub);
+        let st = SopsStore::open_with_env(None, &[], env(None, Some(&other_text))).unwrap();
+        assert_eq!(recipient_of(&st), other.to_public().to_string());
+        let err = SopsStore::open_with_env(None, &[], env(None, None)).unwrap_err();
+        assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
+
+        let configured = other.to_public().to_string();
+        let st = SopsStore::open_with_env(Some(&key_path), &[configured.clone()], env(None, None))
+            .unwrap();
+        assert_eq!(recipient_of(&st), configured);
+        let err = SopsStore::open_with_env(Some(&key_path), &["nope".into()], env(None, None))
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
     }
 }
