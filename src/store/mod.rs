@@ -13,6 +13,8 @@ use async_trait::async_trait;
 
 use crate::sensitive::SecretValue;
 
+pub mod sops;
+
 /// Where one value lives in one backend.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
