@@ -20,10 +20,7 @@ fn tofu_version_is_the_pinned_peer() {
 #[test]
 fn tofu_init_apply_output_without_providers() {
     let ws = Workspace::new();
-    ws.write(
-        "main.tf",
-        "output \"greeting\" {\n  value = \"hello\"\n}\n",
-    );
+    ws.write("main.tf", "output \"greeting\" {\n  value = \"hello\"\n}\n");
     ws.init().run().assert_success();
     ws.validate().run().assert_success();
     ws.apply().run().assert_success();
@@ -51,7 +48,10 @@ fn mirror_holds_the_provider_in_the_unpacked_layout() {
     assert!(binary.is_file(), "{} missing", binary.display());
     let config = std::fs::read_to_string(ws.cli_config()).expect("read the CLI config");
     assert!(config.contains("filesystem_mirror"), "{config}");
-    assert!(config.contains(r#"exclude = ["localhost/*/*"]"#), "{config}");
+    assert!(
+        config.contains(r#"exclude = ["localhost/*/*"]"#),
+        "{config}"
+    );
 }
 
 #[test]
@@ -98,4 +98,77 @@ fn quickstart_plan_masks_values() {
             "plan output shows a secret value in plaintext"
         );
     }
+}
+
+#[test]
+fn init_installs_the_provider_from_the_mirror() {
+    let ws = Workspace::new();
+    ws.write("main.tf", REQUIRED_PROVIDERS);
+    let out = ws.init().run();
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("Installed localhost/atmos/atmos v0.1.0 (unauthenticated)"),
+        "{out}"
+    );
+    let lock = ws.read(".terraform.lock.hcl");
+    assert!(
+        lock.contains(r#"provider "localhost/atmos/atmos""#),
+        "{lock}"
+    );
+    assert!(lock.contains(r#"version = "0.1.0""#), "{lock}");
+    assert!(lock.contains("\"h1:"), "{lock}");
+    let installed = ws
+        .path(".terraform/providers/localhost/atmos/atmos/0.1.0")
+        .join(platform())
+        .join("terraform-provider-atmos_v0.1.0");
+    assert!(installed.is_file(), "{} missing", installed.display());
+}
+
+#[test]
+fn dev_overrides_are_in_effect() {
+    let ws = Workspace::with_install(Install::DevOverrides);
+    ws.write("main.tf", REQUIRED_PROVIDERS);
+    let out = ws.init().run();
+    out.assert_success();
+    assert!(
+        out.combined()
+            .contains("Provider development overrides are in effect"),
+        "{out}"
+    );
+    let dev = ws.root().join("dev").display().to_string();
+    assert!(
+        out.combined()
+            .contains(&format!("localhost/atmos/atmos in {dev}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_hung_command_is_killed_with_its_children() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("grandchild.pid");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"sleep 300 & echo $! > "$1"; wait"#)
+        .arg("sh")
+        .arg(&pid_file);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_bounded(cmd, std::time::Duration::from_secs(1))
+    }));
+    let message = match outcome {
+        Ok(out) => panic!("a command sleeping 300 s returned within a 1 s limit:\n{out}"),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    assert!(message.contains("did not finish within 1s"), "{message}");
+    let pid = std::fs::read_to_string(&pid_file).expect("the shell wrote its child's pid");
+    // The grandchild is gone, or at most a zombie waiting for a reaper.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "grandchild still running: {stat}"
+    );
 }

@@ -126,8 +126,9 @@ pub enum Install {
     /// An unpacked `filesystem_mirror` holding `localhost/atmos/atmos/0.1.0/<platform>/...`;
     /// `tofu init` installs from it and writes a lock file, exactly as for a released provider.
     Mirror,
-    /// `dev_overrides` pointing at a directory holding the binary; no init needed, and every
-    /// command warns that overrides are in effect.
+    /// `dev_overrides` pointing at a directory holding the binary: plan and apply need no init,
+    /// and every command warns that overrides are in effect. The mirror is configured as well, so
+    /// `tofu init` (which tries to install the overridden provider) still succeeds.
     DevOverrides,
 }
 
@@ -188,9 +189,12 @@ impl Workspace {
                 let dev = ws.root().join("dev");
                 fs::create_dir_all(&dev).expect("create the dev_overrides directory");
                 copy_file(&binary, &dev.join("terraform-provider-atmos"));
+                // The mirror stays too, so `tofu init` still succeeds (tofu 1.12 tries to install
+                // overridden providers during init and fails when no method offers them).
                 format!(
-                    "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = {}\n  }}\n  direct {{\n    exclude = [\"localhost/*/*\"]\n  }}\n}}\n",
-                    hcl_string(&dev)
+                    "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = {}\n  }}\n  filesystem_mirror {{\n    path    = {}\n    include = [\"localhost/*/*\"]\n  }}\n  direct {{\n    exclude = [\"localhost/*/*\"]\n  }}\n}}\n",
+                    hcl_string(&dev),
+                    hcl_string(&ws.mirror_dir())
                 )
             }
         };
@@ -498,7 +502,14 @@ pub fn peer_command(name: &str, home: &Path) -> Command {
         path.push(inherited);
     }
     cmd.env("PATH", path).env("HOME", home);
-    for keep in ["TMPDIR", "LANG", "LC_ALL", "RUST_BACKTRACE", "RUST_LOG", "TPA_CACHE"] {
+    for keep in [
+        "TMPDIR",
+        "LANG",
+        "LC_ALL",
+        "RUST_BACKTRACE",
+        "RUST_LOG",
+        "TPA_CACHE",
+    ] {
         if let Some(value) = env::var_os(keep) {
             cmd.env(keep, value);
         }
@@ -576,7 +587,9 @@ fn collect(rx: mpsc::Receiver<Vec<u8>>) -> String {
     // A grandchild that outlives the command could keep the pipe open; do not wait for it forever.
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(buf) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => "(output incomplete: the pipe was still open 10 s after the command ended)".into(),
+        Err(_) => {
+            "(output incomplete: the pipe was still open 10 s after the command ended)".into()
+        }
     }
 }
 
@@ -604,7 +617,11 @@ pub struct AgeKey {
 /// Generates a new age key at `path` (which must not exist yet) with the real `age-keygen`.
 #[track_caller]
 pub fn age_keygen(path: &Path) -> AgeKey {
-    assert!(!path.exists(), "{} already exists; age-keygen will not overwrite it", path.display());
+    assert!(
+        !path.exists(),
+        "{} already exists; age-keygen will not overwrite it",
+        path.display()
+    );
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).expect("create the key's directory");
     }
@@ -617,7 +634,10 @@ pub fn age_keygen(path: &Path) -> AgeKey {
     let out = run_bounded(cmd, DEFAULT_TIMEOUT);
     out.assert_success();
     let recipient = out.stdout.trim().to_owned();
-    assert!(recipient.starts_with("age1"), "unexpected recipient from age-keygen -y:\n{out}");
+    assert!(
+        recipient.starts_with("age1"),
+        "unexpected recipient from age-keygen -y:\n{out}"
+    );
     AgeKey {
         identity_file: path.to_owned(),
         recipient,
