@@ -172,3 +172,17 @@ fn a_hung_command_is_killed_with_its_children() {
         "grandchild still running: {stat}"
     );
 }
+
+#[test]
+fn per_run_environment_reaches_tofu() {
+    let ws = Workspace::new();
+    ws.write("main.tf", "output \"x\" {\n  value = 1\n}\n");
+    let log = ws.root().join("tofu.log");
+    ws.init()
+        .env("TF_LOG", "trace")
+        .env("TF_LOG_PATH", &log)
+        .run()
+        .assert_success();
+    let text = std::fs::read_to_string(&log).expect("TF_LOG_PATH was written");
+    assert!(text.contains("OpenTofu version: 1.12.6"), "{text}");
+}

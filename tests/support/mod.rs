@@ -174,9 +174,9 @@ impl Workspace {
         let binary = provider_binary();
         let package = ws.mirror_package_dir();
         fs::create_dir_all(&package).expect("create the mirror package directory");
-        // A copy, not a symlink: the package hash (h1:) is then taken over a stable file, and a
-        // rebuild of the binary during the test run cannot change what this workspace installed.
-        copy_file(
+        // A hard link or copy, not a symlink: the package hash (h1:) is then taken over a stable
+        // file, and a rebuild (which writes a new file) cannot change what this workspace installed.
+        link_or_copy(
             &binary,
             &package.join(format!("terraform-provider-atmos_v{PROVIDER_VERSION}")),
         );
@@ -188,7 +188,7 @@ impl Workspace {
             Install::DevOverrides => {
                 let dev = ws.root().join("dev");
                 fs::create_dir_all(&dev).expect("create the dev_overrides directory");
-                copy_file(&binary, &dev.join("terraform-provider-atmos"));
+                link_or_copy(&binary, &dev.join("terraform-provider-atmos"));
                 // The mirror stays too, so `tofu init` still succeeds (tofu 1.12 tries to install
                 // overridden providers during init and fails when no method offers them).
                 format!(
@@ -706,6 +706,12 @@ fn scratch_dir() -> TempDir {
 fn copy_file(from: &Path, to: &Path) {
     fs::copy(from, to)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+}
+
+fn link_or_copy(from: &Path, to: &Path) {
+    if fs::hard_link(from, to).is_err() {
+        copy_file(from, to);
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
