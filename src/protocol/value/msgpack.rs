@@ -904,9 +904,17 @@ mod tests {
                 "{bytes:02x?}"
             );
         }
-        // Deep nesting stops at the depth limit instead of overflowing the stack.
+        // Deep nesting stops at the depth limit instead of overflowing the stack...
         let deep = vec![0x91; 100_000];
         assert!(decode_msgpack(&deep, &Type::Dynamic).is_err());
+        // ...while a merely deep value still decodes.
+        let mut ty = Type::String;
+        let mut bytes = vec![0x91; 200];
+        bytes.push(0xc0);
+        for _ in 0..200 {
+            ty = list(ty);
+        }
+        assert!(decode_msgpack(&bytes, &ty).is_ok());
         // Empty input, a reserved marker, trailing data.
         assert!(decode_msgpack(&[], &Type::Bool).is_err());
         // rmpv reads the reserved marker 0xc1 as nil (go's reader refuses it); harmless.
