@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use crate::resolve::{Backend, Workspace};
+use crate::resolve::{Backend, ResolvedSecret};
 use crate::store::cache::CachedStore;
 use crate::store::sops::SopsStore;
 use crate::store::{SecretStore, StoreError};
 
-/// Opened stores, by backend.
+/// Opened stores. A SOPS provider may be redefined per stack or component, so SOPS stores are
+/// keyed by what opens them (key file and recipients), not by provider name.
 #[derive(Default)]
 pub struct Backends {
-    open: Mutex<HashMap<Backend, Arc<CachedStore>>>,
+    open: Mutex<HashMap<String, Arc<CachedStore>>>,
 }
 
 impl Backends {
@@ -24,27 +25,38 @@ impl Backends {
         Backends::default()
     }
 
-    /// The store for `backend`, opening it on first use.
-    pub async fn get(
-        &self,
-        workspace: &Workspace,
-        backend: &Backend,
-    ) -> Result<Arc<CachedStore>, StoreError> {
+    /// The store for a resolved secret, opening it on first use.
+    pub async fn get(&self, secret: &ResolvedSecret) -> Result<Arc<CachedStore>, StoreError> {
+        let key = store_key(secret);
         let mut open = self.open.lock().await;
-        if let Some(store) = open.get(backend) {
+        if let Some(store) = open.get(&key) {
             return Ok(Arc::clone(store));
         }
-        let store = Arc::new(CachedStore::new(open_store(workspace, backend)?));
-        open.insert(backend.clone(), Arc::clone(&store));
+        let store = Arc::new(CachedStore::new(open_store(secret)?));
+        open.insert(key, Arc::clone(&store));
         Ok(store)
     }
 }
 
-fn open_store(workspace: &Workspace, backend: &Backend) -> Result<Arc<dyn SecretStore>, StoreError> {
-    match backend {
+fn store_key(secret: &ResolvedSecret) -> String {
+    match (&secret.backend, &secret.sops) {
+        (Backend::Sops { .. }, Some(spec)) => format!(
+            "sops\0{}\0{}",
+            spec.age_key_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            spec.age_recipients.join(",")
+        ),
+        (backend, _) => format!("store\0{}", backend.name()),
+    }
+}
+
+fn open_store(secret: &ResolvedSecret) -> Result<Arc<dyn SecretStore>, StoreError> {
+    match &secret.backend {
         Backend::Sops { provider } => {
-            let spec = workspace.sops_provider(provider).ok_or_else(|| {
-                StoreError::Config(format!("no SOPS provider named {provider:?}"))
+            let spec = secret.sops.as_ref().ok_or_else(|| {
+                StoreError::Config(format!("no SOPS provider named {provider:?} in effect here"))
             })?;
             let store = SopsStore::open(spec.age_key_file.as_deref(), &spec.age_recipients)?;
             Ok(Arc::new(store))

@@ -53,6 +53,16 @@ pub enum Backend {
     },
 }
 
+impl Backend {
+    /// The store's or SOPS provider's name, as written in the configuration.
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Store { name, .. } => name,
+            Backend::Sops { provider } => provider,
+        }
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
