@@ -11,6 +11,7 @@ use crate::protocol::value::{Type, Unknown, Value};
 use crate::resolve::{ResolveError, ResolvedSecret};
 
 use super::config::Session;
+use super::string_attr;
 
 /// The type name, for both the data source and the ephemeral resource.
 pub const TYPE_NAME: &str = "atmos_secret";
@@ -100,10 +101,6 @@ fn unknown_result(config: &Value) -> Value {
         );
     }
     Value::Object(attrs)
-}
-
-fn string_attr(config: &Value, name: &str) -> Option<String> {
-    config.attr(name).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// Turns a resolution failure into a diagnostic on the attribute at fault.
