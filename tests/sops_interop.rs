@@ -2,6 +2,8 @@
 //! by `scripts/peers` into `$HOME/.cache/terraform-provider-atmos/bin`. Without them these tests
 //! fail (they never pass silently).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -50,6 +52,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 
 /// `sops --encrypt` of a plaintext YAML file, written next to it.
 fn sops_encrypt(plain: &Path, recipient: &str) -> PathBuf {
+    sops_encrypt_with(plain, recipient, &[])
+}
+
+/// `sops --encrypt` with extra options (such as `--mac-only-encrypted`).
+fn sops_encrypt_with(plain: &Path, recipient: &str, options: &[&str]) -> PathBuf {
     let out = run(Command::new(bin("sops"))
         .args([
             "--encrypt",
@@ -60,6 +67,7 @@ fn sops_encrypt(plain: &Path, recipient: &str) -> PathBuf {
             "--output-type",
             "yaml",
         ])
+        .args(options)
         .arg(plain));
     let enc = plain.with_extension("enc.yaml");
     std::fs::write(&enc, out.stdout).unwrap();
@@ -412,4 +420,41 @@ async fn eight_parallel_writes_into_one_file_all_land() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn sops_options_mac_only_encrypted_and_encrypted_suffix_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, recipient) = keygen(dir.path(), "key.txt");
+    let plain = dir.path().join("opts.yaml");
+    std::fs::write(&plain, "name: public\ndb_secret: hidden\nport: 5\n").unwrap();
+    for options in [
+        &["--mac-only-encrypted"][..],
+        &["--encrypted-suffix", "_secret"][..],
+    ] {
+        let enc = sops_encrypt_with(&plain, &recipient, options);
+        let text = std::fs::read_to_string(&enc).unwrap();
+        assert!(!text.contains("hidden"), "{options:?}");
+        let marker = if options[0] == "--mac-only-encrypted" {
+            "mac_only_encrypted: true"
+        } else {
+            "encrypted_suffix: _secret"
+        };
+        assert!(text.contains(marker), "{options:?}: {text}");
+        let store = SopsStore::open_with_env(Some(&key), &[], no_env).unwrap();
+        let got = store.read(&loc(&enc, "db_secret")).await.unwrap().unwrap();
+        assert_eq!(got.value.expose(), "hidden", "{options:?}");
+        store
+            .write(&loc(&enc, "api_secret"), &SecretValue::new("k".into()))
+            .await
+            .unwrap();
+        let after = std::fs::read_to_string(&enc).unwrap();
+        assert!(!after.contains("api_secret: k"), "{options:?}: {after}");
+        assert!(after.contains(marker), "{options:?}: {after}");
+        assert_eq!(
+            sops_decrypt_json(&enc, &key),
+            json!({"name": "public", "db_secret": "hidden", "port": 5, "api_secret": "k"}),
+            "{options:?}"
+        );
+    }
 }

@@ -833,16 +833,23 @@ fn unwrap_data_key(
     identities: &[age::x25519::Identity],
 ) -> Result<Zeroizing<[u8; 32]>, SopsError> {
     let ids = || identities.iter().map(|i| i as &dyn age::Identity);
+    // A wrapped key that an identity opens but that fails authentication is tampered, not a
+    // missing key; remember it in case no other entry works.
+    let mut damaged = None;
     for entry in entries {
         let reader = age::armor::ArmoredReader::new(entry.enc.as_bytes());
-        let Ok(decryptor) = age::Decryptor::new(reader) else {
-            continue;
-        };
-        let Ok(mut r) = decryptor.decrypt(ids()) else {
-            continue;
+        let opened = age::Decryptor::new(reader).and_then(|d| d.decrypt(ids()));
+        let mut r = match opened {
+            Ok(r) => r,
+            Err(age::DecryptError::NoMatchingKeys) => continue,
+            Err(e) => {
+                damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
+                continue;
+            }
         };
         let mut key = Zeroizing::new(Vec::with_capacity(33));
-        if r.read_to_end(&mut key).is_err() {
+        if let Err(e) = r.read_to_end(&mut key) {
+            damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
             continue;
         }
         let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
@@ -852,6 +859,11 @@ fn unwrap_data_key(
             ))
         })?;
         return Ok(Zeroizing::new(key));
+    }
+    if let Some((recipient, why)) = damaged {
+        return Err(SopsError::Integrity(format!(
+            "the data key wrapped for {recipient} cannot be unwrapped: {why}"
+        )));
     }
     Err(SopsError::NoMatchingIdentity {
         recipients: entries.iter().map(|e| e.recipient.clone()).collect(),
@@ -1114,8 +1126,12 @@ fn to_store_error(file: &Path, e: SopsError) -> StoreError {
 }
 
 /// Replaces `path` with `bytes`: a temporary file in the same directory, fsync, rename, fsync of
-/// the directory. An existing file's permissions are kept; a new file is private (0600).
+/// the directory. An existing file's permissions are kept; a new file is private (0600). Missing
+/// parent directories are created.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Through a symlink, replace its target rather than the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -1376,6 +1392,7 @@ mod emit {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1587,6 +1604,21 @@ mod tests {
         assert!(msg.contains(&ids[0].to_public().to_string()), "{msg}");
         assert!(msg.contains("no age identity matches"), "{msg}");
         assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_tampered_wrapped_data_key_is_an_integrity_error() {
+        let (text, ids) = encrypted_sample();
+        // Flip a character in the middle of the armored age file (header or payload).
+        let begin = text.find("-----BEGIN AGE ENCRYPTED FILE-----").unwrap();
+        let line_start = begin + text[begin..].find('\n').unwrap() + 1;
+        let line_start = line_start + text[line_start..].find('\n').unwrap() + 1;
+        let at = line_start + text[line_start..].find(|c: char| c != ' ').unwrap() + 10;
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let err = SopsFile::decrypt(&tampered, &ids).unwrap_err();
+        assert!(matches!(err, SopsError::Integrity(_)), "{err}");
     }
 
     #[test]
@@ -1940,8 +1972,12 @@ mod tests {
         assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
 
         let configured = other.to_public().to_string();
-        let st = SopsStore::open_with_env(Some(&key_path), &[configured.clone()], env(None, None))
-            .unwrap();
+        let st = SopsStore::open_with_env(
+            Some(&key_path),
+            std::slice::from_ref(&configured),
+            env(None, None),
+        )
+        .unwrap();
         assert_eq!(recipient_of(&st), configured);
         let err = SopsStore::open_with_env(Some(&key_path), &["nope".into()], env(None, None))
             .unwrap_err();
