@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use aes_gcm::aead::consts::U32;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -465,8 +465,8 @@ impl SopsFile {
                     .collect(),
             ),
         );
-        let text = serde_yaml_ng::to_string(&Yaml::Mapping(out))
-            .map_err(|e| SopsError::Crypto(format!("YAML output: {e}")))?;
+        let mut text = String::new();
+        emit::mapping(&mut text, &out, 0);
         self.lastmodified = lastmodified;
         Ok(text)
     }
@@ -833,16 +833,23 @@ fn unwrap_data_key(
     identities: &[age::x25519::Identity],
 ) -> Result<Zeroizing<[u8; 32]>, SopsError> {
     let ids = || identities.iter().map(|i| i as &dyn age::Identity);
+    // A wrapped key that an identity opens but that fails authentication is tampered, not a
+    // missing key; remember it in case no other entry works.
+    let mut damaged = None;
     for entry in entries {
         let reader = age::armor::ArmoredReader::new(entry.enc.as_bytes());
-        let Ok(decryptor) = age::Decryptor::new(reader) else {
-            continue;
-        };
-        let Ok(mut r) = decryptor.decrypt(ids()) else {
-            continue;
+        let opened = age::Decryptor::new(reader).and_then(|d| d.decrypt(ids()));
+        let mut r = match opened {
+            Ok(r) => r,
+            Err(age::DecryptError::NoMatchingKeys) => continue,
+            Err(e) => {
+                damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
+                continue;
+            }
         };
         let mut key = Zeroizing::new(Vec::with_capacity(33));
-        if r.read_to_end(&mut key).is_err() {
+        if let Err(e) = r.read_to_end(&mut key) {
+            damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
             continue;
         }
         let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
@@ -852,6 +859,11 @@ fn unwrap_data_key(
             ))
         })?;
         return Ok(Zeroizing::new(key));
+    }
+    if let Some((recipient, why)) = damaged {
+        return Err(SopsError::Integrity(format!(
+            "the data key wrapped for {recipient} cannot be unwrapped: {why}"
+        )));
     }
     Err(SopsError::NoMatchingIdentity {
         recipients: entries.iter().map(|e| e.recipient.clone()).collect(),
@@ -902,7 +914,6 @@ pub struct SopsStore {
     identities: Vec<age::x25519::Identity>,
     recipients: Vec<age::x25519::Recipient>,
     cache: Mutex<HashMap<PathBuf, Cached>>,
-    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for SopsStore {
@@ -983,12 +994,15 @@ impl SopsStore {
             identities,
             recipients,
             cache: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The lock of one file, shared by every store in the process (two stores may name the same
+    /// file).
     fn file_lock(&self, file: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+            LazyLock::new(Default::default);
+        let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(file.to_path_buf()).or_default().clone()
     }
 
@@ -1112,8 +1126,12 @@ fn to_store_error(file: &Path, e: SopsError) -> StoreError {
 }
 
 /// Replaces `path` with `bytes`: a temporary file in the same directory, fsync, rename, fsync of
-/// the directory. An existing file's permissions are kept; a new file is private (0600).
+/// the directory. An existing file's permissions are kept; a new file is private (0600). Missing
+/// parent directories are created.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Through a symlink, replace its target rather than the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -1132,9 +1150,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(&dir)?.sync_all()
 }
 
-fn sops_location(location: &Location) -> Result<(&Path, &str), StoreError> {
+/// The file (made absolute, so that one file has one cache entry and one lock) and the key.
+fn sops_location(location: &Location) -> Result<(PathBuf, &str), StoreError> {
     match location {
-        Location::SopsKey { file, key } => Ok((file.as_path(), key.as_str())),
+        Location::SopsKey { file, key } => {
+            let file = std::path::absolute(file).map_err(|e| StoreError::Other {
+                location: location.to_string(),
+                message: format!("cannot resolve the path: {e}"),
+            })?;
+            Ok((file, key.as_str()))
+        }
         Location::Named(name) => Err(StoreError::Config(format!(
             "sops/age: `{name}` is not a SOPS file location (file and key)"
         ))),
@@ -1149,7 +1174,7 @@ impl SecretStore for SopsStore {
 
     async fn read(&self, location: &Location) -> Result<Option<Versioned>, StoreError> {
         let (file, key) = sops_location(location)?;
-        let entry = self.get(file).await?;
+        let entry = self.get(&file).await?;
         let Some(sops) = entry.as_ref() else {
             return Ok(None);
         };
@@ -1166,7 +1191,7 @@ impl SecretStore for SopsStore {
         let (file, key) = sops_location(location)?;
         // Atmos passes strings: a value that looks like JSON is still stored as a string.
         let version = self
-            .modify(file, true, |data| {
+            .modify(&file, true, |data| {
                 let new = SopsValue::string(value.expose());
                 if data.get(key) == Some(&new) {
                     return false;
@@ -1183,14 +1208,14 @@ impl SecretStore for SopsStore {
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {
         let (file, key) = sops_location(location)?;
-        self.modify(file, false, |data| data.shift_remove(key).is_some())
+        self.modify(&file, false, |data| data.shift_remove(key).is_some())
             .await?;
         Ok(())
     }
 
     async fn exists(&self, location: &Location) -> Result<bool, StoreError> {
         let (file, key) = sops_location(location)?;
-        let entry = self.get(file).await?;
+        let entry = self.get(&file).await?;
         Ok(entry
             .as_ref()
             .as_ref()
@@ -1199,7 +1224,175 @@ impl SecretStore for SopsStore {
     }
 }
 
+/// A small YAML emitter with the layout sops writes (4-space indent, sequences indented under
+/// their key, armored keys as literal blocks). It exists because serde_yaml_ng resolves plain
+/// scalars by YAML 1.2 rules while sops (Go yaml.v3) also reads timestamps: an unquoted
+/// `lastmodified` or date-like string would come back as a time. So every string that is not
+/// plainly safe is double-quoted.
+mod emit {
+    use serde_yaml_ng::{Mapping, Value as Yaml};
+
+    pub(super) fn mapping(out: &mut String, m: &Mapping, indent: usize) {
+        for (i, (k, v)) in m.iter().enumerate() {
+            // In a sequence item the first key follows the `- ` already written.
+            if i > 0 || !out.ends_with("- ") {
+                pad(out, indent);
+            }
+            match k {
+                Yaml::String(k) => string(out, k),
+                other => scalar(out, other),
+            }
+            out.push(':');
+            value(out, v, indent);
+        }
+    }
+
+    /// A value after `key:` or `- `.
+    fn value(out: &mut String, v: &Yaml, indent: usize) {
+        let after_dash = out.ends_with("- ");
+        match v {
+            Yaml::Mapping(m) if !m.is_empty() => {
+                if after_dash {
+                    mapping(out, m, indent + 2);
+                } else {
+                    out.push('\n');
+                    mapping(out, m, indent + 4);
+                }
+            }
+            Yaml::Sequence(items) if !items.is_empty() => {
+                if after_dash {
+                    sequence(out, items, indent + 2);
+                } else {
+                    out.push('\n');
+                    sequence(out, items, indent + 4);
+                }
+            }
+            Yaml::String(s) if literal_block_ok(s) => {
+                if !after_dash {
+                    out.push(' ');
+                }
+                out.push_str("|\n");
+                for line in s.lines() {
+                    pad(out, indent + 4);
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            other => {
+                if !after_dash {
+                    out.push(' ');
+                }
+                scalar(out, other);
+                out.push('\n');
+            }
+        }
+    }
+
+    fn sequence(out: &mut String, items: &[Yaml], indent: usize) {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 || !out.ends_with("- ") {
+                pad(out, indent);
+            }
+            out.push_str("- ");
+            value(out, item, indent);
+        }
+    }
+
+    fn pad(out: &mut String, indent: usize) {
+        out.extend(std::iter::repeat_n(' ', indent));
+    }
+
+    fn scalar(out: &mut String, v: &Yaml) {
+        match v {
+            Yaml::Null => out.push_str("null"),
+            Yaml::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Yaml::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    out.push_str(&i.to_string());
+                } else if let Some(u) = n.as_u64() {
+                    out.push_str(&u.to_string());
+                } else {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if f.is_nan() {
+                        out.push_str(".nan");
+                    } else if f.is_infinite() {
+                        out.push_str(if f > 0.0 { ".inf" } else { "-.inf" });
+                    } else {
+                        // Debug keeps a `.0` or an exponent, so the number reads back as a float.
+                        out.push_str(&format!("{f:?}"));
+                    }
+                }
+            }
+            Yaml::String(s) => string(out, s),
+            Yaml::Mapping(_) => out.push_str("{}"),
+            Yaml::Sequence(_) => out.push_str("[]"),
+            Yaml::Tagged(_) => out.push_str("null"),
+        }
+    }
+
+    /// Writes a string plain when no YAML reader can take it for anything else, quoted otherwise.
+    pub(super) fn string(out: &mut String, s: &str) {
+        if plain_ok(s) {
+            out.push_str(s);
+            return;
+        }
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                // Control characters, and the characters YAML readers treat as line breaks or
+                // byte-order marks, are escaped so they survive reading.
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                    out.push_str(&format!("\\u{:04X}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn plain_ok(s: &str) -> bool {
+        if let Some(body) = s
+            .strip_prefix("ENC[AES256_GCM,")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            return body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | ':' | ','));
+        }
+        let Some(first) = s.chars().next() else {
+            return false;
+        };
+        (first.is_ascii_alphabetic() || first == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            && !matches!(
+                s.to_ascii_lowercase().as_str(),
+                "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
+            )
+    }
+
+    /// Literal blocks only for simple text ending in one newline (the armored age files).
+    fn literal_block_ok(s: &str) -> bool {
+        s.ends_with('\n')
+            && !s.ends_with("\n\n")
+            && s.lines().all(|l| {
+                !l.is_empty()
+                    && !l.starts_with([' ', '\t'])
+                    && !l.ends_with([' ', '\t'])
+                    && !l.chars().any(|c| {
+                        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+                    })
+            })
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1302,13 +1495,16 @@ mod tests {
     fn round_trips_a_tree_in_order() {
         let (text, ids) = encrypted_sample();
         assert!(!text.contains("hunter2"), "plaintext leaked into the file");
-        assert!(text.contains("note_unencrypted: in clear"), "{text}");
+        assert!(text.contains("note_unencrypted: \"in clear\""), "{text}");
         assert!(
             text.contains("empty: ''") || text.contains("empty: \"\""),
             "{text}"
         );
         assert!(text.contains("unencrypted_suffix: _unencrypted"));
-        assert!(text.contains(&format!("version: {SOPS_FORMAT_VERSION}")));
+        assert!(
+            text.contains(&format!("    version: \"{SOPS_FORMAT_VERSION}\"\n")),
+            "{text}"
+        );
         let back = SopsFile::decrypt(&text, &ids).unwrap();
         assert_eq!(back.data(), &sample_tree());
         assert_eq!(back.recipients(), vec![ids[0].to_public().to_string()]);
@@ -1384,7 +1580,7 @@ mod tests {
                 text.lines()
                     .map(|l| {
                         if l.trim_start().starts_with("lastmodified:") {
-                            "  lastmodified: '2001-01-01T00:00:00Z'".to_owned()
+                            "    lastmodified: '2001-01-01T00:00:00Z'".to_owned()
                         } else {
                             l.to_owned()
                         }
@@ -1408,6 +1604,21 @@ mod tests {
         assert!(msg.contains(&ids[0].to_public().to_string()), "{msg}");
         assert!(msg.contains("no age identity matches"), "{msg}");
         assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_tampered_wrapped_data_key_is_an_integrity_error() {
+        let (text, ids) = encrypted_sample();
+        // Flip a character in the middle of the armored age file (header or payload).
+        let begin = text.find("-----BEGIN AGE ENCRYPTED FILE-----").unwrap();
+        let line_start = begin + text[begin..].find('\n').unwrap() + 1;
+        let line_start = line_start + text[line_start..].find('\n').unwrap() + 1;
+        let at = line_start + text[line_start..].find(|c: char| c != ' ').unwrap() + 10;
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let err = SopsFile::decrypt(&tampered, &ids).unwrap_err();
+        assert!(matches!(err, SopsError::Integrity(_)), "{err}");
     }
 
     #[test]
@@ -1514,6 +1725,64 @@ mod tests {
         };
         assert!(err.contains("line 2"), "{err}");
         assert!(parse_identities("# only a comment\n").is_err());
+    }
+
+    #[test]
+    fn emitted_yaml_reads_back_identically() {
+        let strings = [
+            "",
+            "plain",
+            "2001-12-14",
+            "2026-11-22T13:17:06Z",
+            "3.13.1",
+            "123",
+            "-1",
+            "true",
+            "Yes",
+            "null",
+            "~",
+            "a: b",
+            "- x",
+            "# not a comment",
+            "two\nlines\n",
+            "trailing \n",
+            "quote \" and \\ backslash",
+            "tab\there",
+            "\u{7}bell",
+            "line\u{2028}sep",
+            "ünïcödé",
+            "{\"json\": [1]}",
+            "ENC[AES256_GCM,data:abc=,iv:x,tag:y,type:str]",
+            "@at",
+            "`tick",
+        ];
+        let mut m = Mapping::new();
+        for (i, s) in strings.iter().enumerate() {
+            m.insert(Yaml::String(format!("k{i}")), Yaml::String((*s).to_owned()));
+            m.insert(Yaml::String((*s).to_owned()), Yaml::Number(i.into()));
+        }
+        m.insert("f".into(), Yaml::Number(2.0.into()));
+        m.insert("g".into(), Yaml::Number(1e-7.into()));
+        m.insert(
+            "list".into(),
+            Yaml::Sequence(vec![
+                Yaml::Sequence(vec![Yaml::Bool(true), Yaml::Null]),
+                Yaml::Mapping(Mapping::from_iter([
+                    ("a".into(), "1".into()),
+                    ("b".into(), Yaml::Sequence(vec![])),
+                ])),
+                Yaml::Mapping(Mapping::new()),
+            ]),
+        );
+        let mut text = String::new();
+        emit::mapping(&mut text, &m, 0);
+        let back: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back, Yaml::Mapping(m), "{text}");
+        assert!(text.contains("k2: \"2001-12-14\""), "{text}");
+        assert!(
+            text.contains("list:\n    - - true\n      - null\n    - a: \"1\"\n      b: []\n"),
+            "{text}"
+        );
     }
 
     // ---- SopsStore ----
@@ -1703,8 +1972,12 @@ mod tests {
         assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
 
         let configured = other.to_public().to_string();
-        let st = SopsStore::open_with_env(Some(&key_path), &[configured.clone()], env(None, None))
-            .unwrap();
+        let st = SopsStore::open_with_env(
+            Some(&key_path),
+            std::slice::from_ref(&configured),
+            env(None, None),
+        )
+        .unwrap();
         assert_eq!(recipient_of(&st), configured);
         let err = SopsStore::open_with_env(Some(&key_path), &["nope".into()], env(None, None))
             .unwrap_err();
