@@ -25,8 +25,8 @@
 //!
 //! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`); they are outside the MAC, so
 //!   files that have them decrypt fine here, but a rewrite by [`SopsStore`] drops them.
-//! - A rewrite encrypts every value with a fresh IV; sops keeps the IVs of unchanged values.
-//!   The data key and every key-wrapping entry (age, and any pgp/kms entries) are kept as they are.
+//! - A rewrite keeps the data key, every key-wrapping entry (age, and any pgp/kms entries) and
+//!   the ciphertext of every unchanged value, as sops does; changed values get a fresh IV.
 //! - Output layout: sops indents with 4 spaces; this writes serde_yaml_ng's 2-space layout.
 //! - Not supported (clear error): `key_groups`/Shamir, the `*_regex` encryption rules, JSON,
 //!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys.
@@ -239,6 +239,9 @@ pub struct SopsFile {
     lastmodified: String,
     /// Metadata entries this module does not interpret (pgp, kms, ...), kept on rewrite.
     other_metadata: Mapping,
+    /// The data as last read or written (ciphertexts only), so that a rewrite keeps the
+    /// ciphertext of every value that did not change, as sops does.
+    raw: Mapping,
 }
 
 impl std::fmt::Debug for SopsFile {
@@ -280,6 +283,7 @@ impl SopsFile {
             mac_only_encrypted: false,
             lastmodified: String::new(),
             other_metadata: Mapping::new(),
+            raw: Mapping::new(),
         })
     }
 
@@ -355,6 +359,7 @@ impl SopsFile {
             mac_only_encrypted,
             lastmodified,
             other_metadata: meta,
+            raw: top.clone(),
         };
 
         let mut mac = MacHasher::new(file.mac_only_encrypted);
@@ -415,7 +420,7 @@ impl SopsFile {
         let mut out = Mapping::with_capacity(self.data.len() + 1);
         for (k, v) in &self.data {
             path.push(k.clone());
-            let node = self.encrypt_node(v, &mut path, &mut mac)?;
+            let node = self.encrypt_node(v, self.raw.get(k.as_str()), &mut path, &mut mac)?;
             path.pop();
             out.insert(Yaml::String(k.clone()), node);
         }
@@ -467,6 +472,8 @@ impl SopsFile {
         );
         let mut text = String::new();
         emit::mapping(&mut text, &out, 0);
+        out.shift_remove("sops");
+        self.raw = out;
         self.lastmodified = lastmodified;
         Ok(text)
     }
@@ -494,10 +501,7 @@ impl SopsFile {
                 for item in items {
                     // sops 3.x writes a comment inside a list as an encrypted list item of type
                     // `comment`; it is not data and not part of the MAC.
-                    if let Yaml::String(s) = &item
-                        && s.starts_with("ENC[")
-                        && s.ends_with(",type:comment]")
-                    {
+                    if is_list_comment(&item) {
                         continue;
                     }
                     out.push(self.decrypt_node(item, path, mac)?);
@@ -543,28 +547,40 @@ impl SopsFile {
         }
     }
 
+    /// Encrypts one node; `prior` is the node at the same place in the file as last read or
+    /// written, whose ciphertext is kept when it still decrypts to the same value.
     fn encrypt_node(
         &self,
         value: &SopsValue,
+        prior: Option<&Yaml>,
         path: &mut Vec<String>,
         mac: &mut MacHasher,
     ) -> Result<Yaml, SopsError> {
         match value {
             SopsValue::Map(m) => {
+                let prior = prior.and_then(Yaml::as_mapping);
                 let mut out = Mapping::with_capacity(m.len());
                 for (k, v) in m {
                     path.push(k.clone());
-                    let node = self.encrypt_node(v, path, mac)?;
+                    let node =
+                        self.encrypt_node(v, prior.and_then(|p| p.get(k.as_str())), path, mac)?;
                     path.pop();
                     out.insert(Yaml::String(k.clone()), node);
                 }
                 Ok(Yaml::Mapping(out))
             }
-            SopsValue::List(items) => items
-                .iter()
-                .map(|v| self.encrypt_node(v, path, mac))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Yaml::Sequence),
+            SopsValue::List(items) => {
+                let prior: Vec<&Yaml> = prior
+                    .and_then(Yaml::as_sequence)
+                    .map(|p| p.iter().filter(|y| !is_list_comment(y)).collect())
+                    .unwrap_or_default();
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.encrypt_node(v, prior.get(i).copied(), path, mac))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Yaml::Sequence)
+            }
             SopsValue::Null => Ok(Yaml::Null),
             leaf => {
                 let encrypted = self.rule.encrypts(&path_refs(path));
@@ -585,10 +601,21 @@ impl SopsFile {
                 {
                     return Ok(Yaml::String(String::new()));
                 }
-                encrypt_leaf(leaf, &self.data_key, &aad(path)).map(Yaml::String)
+                let aad = aad(path);
+                if let Some(Yaml::String(enc)) = prior
+                    && decrypt_leaf(enc, &self.data_key, &aad).is_ok_and(|old| old == *leaf)
+                {
+                    return Ok(Yaml::String(enc.clone()));
+                }
+                encrypt_leaf(leaf, &self.data_key, &aad).map(Yaml::String)
             }
         }
     }
+}
+
+/// sops 3.x writes a comment inside a list as an encrypted list item of type `comment`.
+fn is_list_comment(item: &Yaml) -> bool {
+    matches!(item, Yaml::String(s) if s.starts_with("ENC[") && s.ends_with(",type:comment]"))
 }
 
 fn path_refs(path: &[String]) -> Vec<&str> {
@@ -1522,6 +1549,47 @@ mod tests {
         assert_eq!(again.age, enc_before);
         assert_eq!(s(&again.data()["added"]), "v");
         assert_eq!(again.data().len(), 8);
+    }
+
+    /// Every `ENC[...]` value of a document except comments and the MAC.
+    fn value_ciphertexts(text: &str) -> Vec<&str> {
+        let mac = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("mac: "))
+            .unwrap();
+        text.match_indices("ENC[AES256_GCM,")
+            .map(|(at, _)| &text[at..at + text[at..].find(']').unwrap() + 1])
+            .filter(|e| !e.ends_with("type:comment]") && !mac.contains(e))
+            .collect()
+    }
+
+    #[test]
+    fn rewrite_keeps_the_ciphertext_of_unchanged_values_only() {
+        let mut file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let multi = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("multi: "))
+                .unwrap()
+                .to_owned()
+        };
+        file.data_mut()
+            .insert("multi".into(), SopsValue::string("changed"));
+        let text = file.encrypt(Utc::now()).unwrap();
+        let kept = value_ciphertexts(&text);
+        let old_multi = multi(FIXTURE);
+        for enc in value_ciphertexts(FIXTURE) {
+            if old_multi.contains(enc) {
+                assert!(
+                    !kept.contains(&enc),
+                    "the changed value kept its ciphertext"
+                );
+            } else {
+                assert!(kept.contains(&enc), "an unchanged value was re-encrypted");
+            }
+        }
+        assert_eq!(kept.len(), value_ciphertexts(FIXTURE).len());
+        let back = SopsFile::decrypt(&text, &fixture_ids()).unwrap();
+        assert_eq!(s(&back.data()["multi"]), "changed");
     }
 
     #[test]
