@@ -21,15 +21,22 @@
 //! like a value with `sops.lastmodified` as additional data. Values under a key ending in the
 //! unencrypted suffix (`_unencrypted` by default) stay in clear but are still covered by the MAC.
 //!
-//! # What this implementation does not do like sops
+//! Supported metadata: `age`, `unencrypted_suffix` or `encrypted_suffix`, `mac_only_encrypted`;
+//! other key-wrapping entries (pgp, kms, ...) are kept untouched on rewrite.
 //!
-//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`); they are outside the MAC, so
-//!   files that have them decrypt fine here, but a rewrite by [`SopsStore`] drops them.
-//! - A rewrite keeps the data key, every key-wrapping entry (age, and any pgp/kms entries) and
-//!   the ciphertext of every unchanged value, as sops does; changed values get a fresh IV.
-//! - Output layout: sops indents with 4 spaces; this writes serde_yaml_ng's 2-space layout.
+//! # Where this differs from sops
+//!
+//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`, or a list item of type
+//!   `comment` inside lists); they are outside the MAC, so files that have them decrypt here,
+//!   but a rewrite drops them.
+//! - A rewrite keeps the data key, every key-wrapping entry and the ciphertext of every unchanged
+//!   value, as sops does; changed values get a fresh IV.
+//! - Output layout follows sops (4-space indent, armored keys as literal blocks), but strings are
+//!   double-quoted unless plainly safe (`lastmodified`, `version`, clear values with spaces),
+//!   because Go's YAML reader would take an unquoted timestamp for a time.
 //! - Not supported (clear error): `key_groups`/Shamir, the `*_regex` encryption rules, JSON,
-//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys.
+//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys,
+//!   integers beyond 64-bit signed, age identities other than X25519 (plugins, SSH keys).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -961,7 +968,8 @@ impl std::fmt::Debug for SopsStore {
 
 impl SopsStore {
     /// A store reading identities from `key_file`, or when it is `None` from the file named by
-    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`. New files are encrypted for `recipients`
+    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`, or from sops' default key file
+    /// (`$XDG_CONFIG_HOME/sops/age/keys.txt`). New files are encrypted for `recipients`
     /// (`age1...`), or for the identities' own public keys when the list is empty.
     pub fn open(key_file: Option<&Path>, recipients: &[String]) -> Result<Self, StoreError> {
         Self::open_with_env(key_file, recipients, |name| std::env::var(name).ok())
@@ -973,23 +981,7 @@ impl SopsStore {
         recipients: &[String],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StoreError> {
-        let (source, text) = match key_file {
-            Some(path) => (path.display().to_string(), read_key_file(path)?),
-            None => match env(SOPS_AGE_KEY_FILE_ENV).filter(|s| !s.is_empty()) {
-                Some(path) => (
-                    format!("{} ({SOPS_AGE_KEY_FILE_ENV})", path),
-                    read_key_file(Path::new(&path))?,
-                ),
-                None => match env(SOPS_AGE_KEY_ENV).filter(|s| !s.is_empty()) {
-                    Some(text) => (SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)),
-                    None => {
-                        return Err(StoreError::Config(format!(
-                            "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or {SOPS_AGE_KEY_ENV}"
-                        )));
-                    }
-                },
-            },
-        };
+        let (source, text) = key_source(key_file, &env)?;
         let identities = parse_identities(&text)
             .map_err(|m| StoreError::Config(format!("sops/age: age key from {source}: {m}")))?;
         let recipients = recipients
@@ -1124,6 +1116,39 @@ impl SopsStore {
         self.remember(file, Arc::new(Some(sops)));
         Ok(Some(version))
     }
+}
+
+/// Where the identities come from: the configured file, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`,
+/// then sops' default `$XDG_CONFIG_HOME/sops/age/keys.txt` (`~/.config/...` without it), when
+/// that file exists. Returns a description of the source (never the key) and the text.
+fn key_source(
+    key_file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(String, Zeroizing<String>), StoreError> {
+    if let Some(path) = key_file {
+        return Ok((path.display().to_string(), read_key_file(path)?));
+    }
+    let set = |name: &str| env(name).filter(|s| !s.is_empty());
+    if let Some(path) = set(SOPS_AGE_KEY_FILE_ENV) {
+        let text = read_key_file(Path::new(&path))?;
+        return Ok((format!("{path} ({SOPS_AGE_KEY_FILE_ENV})"), text));
+    }
+    if let Some(text) = set(SOPS_AGE_KEY_ENV) {
+        return Ok((SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)));
+    }
+    let config_dir = set("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(default) = config_dir.map(|d| d.join("sops/age/keys.txt"))
+        && default.is_file()
+    {
+        let text = read_key_file(&default)?;
+        return Ok((default.display().to_string(), text));
+    }
+    Err(StoreError::Config(format!(
+        "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or \
+         {SOPS_AGE_KEY_ENV}, or create $XDG_CONFIG_HOME/sops/age/keys.txt"
+    )))
 }
 
 fn read_key_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
@@ -2038,6 +2063,13 @@ mod tests {
         assert_eq!(recipient_of(&st), other.to_public().to_string());
         let err = SopsStore::open_with_env(None, &[], env(None, None)).unwrap_err();
         assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
+        // sops' default location, last.
+        let xdg = dir.path().join("xdg");
+        std::fs::create_dir_all(xdg.join("sops/age")).unwrap();
+        std::fs::write(xdg.join("sops/age/keys.txt"), &other_text).unwrap();
+        let xdg_env = |n: &str| (n == "XDG_CONFIG_HOME").then(|| xdg.display().to_string());
+        let st = SopsStore::open_with_env(None, &[], xdg_env).unwrap();
+        assert_eq!(recipient_of(&st), other.to_public().to_string());
 
         let configured = other.to_public().to_string();
         let st = SopsStore::open_with_env(
