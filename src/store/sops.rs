@@ -944,6 +944,13 @@ type Cached = Arc<Option<SopsFile>>;
 ///
 /// `delete` of the last key leaves a valid SOPS file with an empty data map (it keeps the file's
 /// recipients for later writes, and `sops -d` still opens it).
+///
+/// The version of a value is the file's `sops.lastmodified`: it changes whenever any key of the
+/// file is written, and has one-second resolution (two writes within a second share it). A null
+/// value reads as unset.
+///
+/// The per-file lock covers writers in this process only; a concurrent `sops` edit of the same
+/// file from another process can still be overwritten (last writer wins).
 pub struct SopsStore {
     identities: Vec<age::x25519::Identity>,
     recipients: Vec<age::x25519::Recipient>,
