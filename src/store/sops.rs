@@ -21,15 +21,22 @@
 //! like a value with `sops.lastmodified` as additional data. Values under a key ending in the
 //! unencrypted suffix (`_unencrypted` by default) stay in clear but are still covered by the MAC.
 //!
-//! # What this implementation does not do like sops
+//! Supported metadata: `age`, `unencrypted_suffix` or `encrypted_suffix`, `mac_only_encrypted`;
+//! other key-wrapping entries (pgp, kms, ...) are kept untouched on rewrite.
 //!
-//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`); they are outside the MAC, so
-//!   files that have them decrypt fine here, but a rewrite by [`SopsStore`] drops them.
-//! - A rewrite encrypts every value with a fresh IV; sops keeps the IVs of unchanged values.
-//!   The data key and every key-wrapping entry (age, and any pgp/kms entries) are kept as they are.
-//! - Output layout: sops indents with 4 spaces; this writes serde_yaml_ng's 2-space layout.
+//! # Where this differs from sops
+//!
+//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`, or a list item of type
+//!   `comment` inside lists); they are outside the MAC, so files that have them decrypt here,
+//!   but a rewrite drops them.
+//! - A rewrite keeps the data key, every key-wrapping entry and the ciphertext of every unchanged
+//!   value, as sops does; changed values get a fresh IV.
+//! - Output layout follows sops (4-space indent, armored keys as literal blocks), but strings are
+//!   double-quoted unless plainly safe (`lastmodified`, `version`, clear values with spaces),
+//!   because Go's YAML reader would take an unquoted timestamp for a time.
 //! - Not supported (clear error): `key_groups`/Shamir, the `*_regex` encryption rules, JSON,
-//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys.
+//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys,
+//!   integers beyond 64-bit signed, age identities other than X25519 (plugins, SSH keys).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -239,6 +246,9 @@ pub struct SopsFile {
     lastmodified: String,
     /// Metadata entries this module does not interpret (pgp, kms, ...), kept on rewrite.
     other_metadata: Mapping,
+    /// The data as last read or written (ciphertexts only), so that a rewrite keeps the
+    /// ciphertext of every value that did not change, as sops does.
+    raw: Mapping,
 }
 
 impl std::fmt::Debug for SopsFile {
@@ -280,6 +290,7 @@ impl SopsFile {
             mac_only_encrypted: false,
             lastmodified: String::new(),
             other_metadata: Mapping::new(),
+            raw: Mapping::new(),
         })
     }
 
@@ -355,6 +366,7 @@ impl SopsFile {
             mac_only_encrypted,
             lastmodified,
             other_metadata: meta,
+            raw: top.clone(),
         };
 
         let mut mac = MacHasher::new(file.mac_only_encrypted);
@@ -415,7 +427,7 @@ impl SopsFile {
         let mut out = Mapping::with_capacity(self.data.len() + 1);
         for (k, v) in &self.data {
             path.push(k.clone());
-            let node = self.encrypt_node(v, &mut path, &mut mac)?;
+            let node = self.encrypt_node(v, self.raw.get(k.as_str()), &mut path, &mut mac)?;
             path.pop();
             out.insert(Yaml::String(k.clone()), node);
         }
@@ -467,6 +479,8 @@ impl SopsFile {
         );
         let mut text = String::new();
         emit::mapping(&mut text, &out, 0);
+        out.shift_remove("sops");
+        self.raw = out;
         self.lastmodified = lastmodified;
         Ok(text)
     }
@@ -494,10 +508,7 @@ impl SopsFile {
                 for item in items {
                     // sops 3.x writes a comment inside a list as an encrypted list item of type
                     // `comment`; it is not data and not part of the MAC.
-                    if let Yaml::String(s) = &item
-                        && s.starts_with("ENC[")
-                        && s.ends_with(",type:comment]")
-                    {
+                    if is_list_comment(&item) {
                         continue;
                     }
                     out.push(self.decrypt_node(item, path, mac)?);
@@ -543,28 +554,40 @@ impl SopsFile {
         }
     }
 
+    /// Encrypts one node; `prior` is the node at the same place in the file as last read or
+    /// written, whose ciphertext is kept when it still decrypts to the same value.
     fn encrypt_node(
         &self,
         value: &SopsValue,
+        prior: Option<&Yaml>,
         path: &mut Vec<String>,
         mac: &mut MacHasher,
     ) -> Result<Yaml, SopsError> {
         match value {
             SopsValue::Map(m) => {
+                let prior = prior.and_then(Yaml::as_mapping);
                 let mut out = Mapping::with_capacity(m.len());
                 for (k, v) in m {
                     path.push(k.clone());
-                    let node = self.encrypt_node(v, path, mac)?;
+                    let node =
+                        self.encrypt_node(v, prior.and_then(|p| p.get(k.as_str())), path, mac)?;
                     path.pop();
                     out.insert(Yaml::String(k.clone()), node);
                 }
                 Ok(Yaml::Mapping(out))
             }
-            SopsValue::List(items) => items
-                .iter()
-                .map(|v| self.encrypt_node(v, path, mac))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Yaml::Sequence),
+            SopsValue::List(items) => {
+                let prior: Vec<&Yaml> = prior
+                    .and_then(Yaml::as_sequence)
+                    .map(|p| p.iter().filter(|y| !is_list_comment(y)).collect())
+                    .unwrap_or_default();
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.encrypt_node(v, prior.get(i).copied(), path, mac))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Yaml::Sequence)
+            }
             SopsValue::Null => Ok(Yaml::Null),
             leaf => {
                 let encrypted = self.rule.encrypts(&path_refs(path));
@@ -585,10 +608,21 @@ impl SopsFile {
                 {
                     return Ok(Yaml::String(String::new()));
                 }
-                encrypt_leaf(leaf, &self.data_key, &aad(path)).map(Yaml::String)
+                let aad = aad(path);
+                if let Some(Yaml::String(enc)) = prior
+                    && decrypt_leaf(enc, &self.data_key, &aad).is_ok_and(|old| old == *leaf)
+                {
+                    return Ok(Yaml::String(enc.clone()));
+                }
+                encrypt_leaf(leaf, &self.data_key, &aad).map(Yaml::String)
             }
         }
     }
+}
+
+/// sops 3.x writes a comment inside a list as an encrypted list item of type `comment`.
+fn is_list_comment(item: &Yaml) -> bool {
+    matches!(item, Yaml::String(s) if s.starts_with("ENC[") && s.ends_with(",type:comment]"))
 }
 
 fn path_refs(path: &[String]) -> Vec<&str> {
@@ -910,6 +944,13 @@ type Cached = Arc<Option<SopsFile>>;
 ///
 /// `delete` of the last key leaves a valid SOPS file with an empty data map (it keeps the file's
 /// recipients for later writes, and `sops -d` still opens it).
+///
+/// The version of a value is the file's `sops.lastmodified`: it changes whenever any key of the
+/// file is written, and has one-second resolution (two writes within a second share it). A null
+/// value reads as unset.
+///
+/// The per-file lock covers writers in this process only; a concurrent `sops` edit of the same
+/// file from another process can still be overwritten (last writer wins).
 pub struct SopsStore {
     identities: Vec<age::x25519::Identity>,
     recipients: Vec<age::x25519::Recipient>,
@@ -934,7 +975,8 @@ impl std::fmt::Debug for SopsStore {
 
 impl SopsStore {
     /// A store reading identities from `key_file`, or when it is `None` from the file named by
-    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`. New files are encrypted for `recipients`
+    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`, or from sops' default key file
+    /// (`$XDG_CONFIG_HOME/sops/age/keys.txt`). New files are encrypted for `recipients`
     /// (`age1...`), or for the identities' own public keys when the list is empty.
     pub fn open(key_file: Option<&Path>, recipients: &[String]) -> Result<Self, StoreError> {
         Self::open_with_env(key_file, recipients, |name| std::env::var(name).ok())
@@ -946,23 +988,7 @@ impl SopsStore {
         recipients: &[String],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StoreError> {
-        let (source, text) = match key_file {
-            Some(path) => (path.display().to_string(), read_key_file(path)?),
-            None => match env(SOPS_AGE_KEY_FILE_ENV).filter(|s| !s.is_empty()) {
-                Some(path) => (
-                    format!("{} ({SOPS_AGE_KEY_FILE_ENV})", path),
-                    read_key_file(Path::new(&path))?,
-                ),
-                None => match env(SOPS_AGE_KEY_ENV).filter(|s| !s.is_empty()) {
-                    Some(text) => (SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)),
-                    None => {
-                        return Err(StoreError::Config(format!(
-                            "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or {SOPS_AGE_KEY_ENV}"
-                        )));
-                    }
-                },
-            },
-        };
+        let (source, text) = key_source(key_file, &env)?;
         let identities = parse_identities(&text)
             .map_err(|m| StoreError::Config(format!("sops/age: age key from {source}: {m}")))?;
         let recipients = recipients
@@ -1097,6 +1123,39 @@ impl SopsStore {
         self.remember(file, Arc::new(Some(sops)));
         Ok(Some(version))
     }
+}
+
+/// Where the identities come from: the configured file, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`,
+/// then sops' default `$XDG_CONFIG_HOME/sops/age/keys.txt` (`~/.config/...` without it), when
+/// that file exists. Returns a description of the source (never the key) and the text.
+fn key_source(
+    key_file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(String, Zeroizing<String>), StoreError> {
+    if let Some(path) = key_file {
+        return Ok((path.display().to_string(), read_key_file(path)?));
+    }
+    let set = |name: &str| env(name).filter(|s| !s.is_empty());
+    if let Some(path) = set(SOPS_AGE_KEY_FILE_ENV) {
+        let text = read_key_file(Path::new(&path))?;
+        return Ok((format!("{path} ({SOPS_AGE_KEY_FILE_ENV})"), text));
+    }
+    if let Some(text) = set(SOPS_AGE_KEY_ENV) {
+        return Ok((SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)));
+    }
+    let config_dir = set("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(default) = config_dir.map(|d| d.join("sops/age/keys.txt"))
+        && default.is_file()
+    {
+        let text = read_key_file(&default)?;
+        return Ok((default.display().to_string(), text));
+    }
+    Err(StoreError::Config(format!(
+        "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or \
+         {SOPS_AGE_KEY_ENV}, or create $XDG_CONFIG_HOME/sops/age/keys.txt"
+    )))
 }
 
 fn read_key_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
@@ -1522,6 +1581,47 @@ mod tests {
         assert_eq!(again.age, enc_before);
         assert_eq!(s(&again.data()["added"]), "v");
         assert_eq!(again.data().len(), 8);
+    }
+
+    /// Every `ENC[...]` value of a document except comments and the MAC.
+    fn value_ciphertexts(text: &str) -> Vec<&str> {
+        let mac = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("mac: "))
+            .unwrap();
+        text.match_indices("ENC[AES256_GCM,")
+            .map(|(at, _)| &text[at..at + text[at..].find(']').unwrap() + 1])
+            .filter(|e| !e.ends_with("type:comment]") && !mac.contains(e))
+            .collect()
+    }
+
+    #[test]
+    fn rewrite_keeps_the_ciphertext_of_unchanged_values_only() {
+        let mut file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let multi = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("multi: "))
+                .unwrap()
+                .to_owned()
+        };
+        file.data_mut()
+            .insert("multi".into(), SopsValue::string("changed"));
+        let text = file.encrypt(Utc::now()).unwrap();
+        let kept = value_ciphertexts(&text);
+        let old_multi = multi(FIXTURE);
+        for enc in value_ciphertexts(FIXTURE) {
+            if old_multi.contains(enc) {
+                assert!(
+                    !kept.contains(&enc),
+                    "the changed value kept its ciphertext"
+                );
+            } else {
+                assert!(kept.contains(&enc), "an unchanged value was re-encrypted");
+            }
+        }
+        assert_eq!(kept.len(), value_ciphertexts(FIXTURE).len());
+        let back = SopsFile::decrypt(&text, &fixture_ids()).unwrap();
+        assert_eq!(s(&back.data()["multi"]), "changed");
     }
 
     #[test]
@@ -1970,6 +2070,13 @@ mod tests {
         assert_eq!(recipient_of(&st), other.to_public().to_string());
         let err = SopsStore::open_with_env(None, &[], env(None, None)).unwrap_err();
         assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
+        // sops' default location, last.
+        let xdg = dir.path().join("xdg");
+        std::fs::create_dir_all(xdg.join("sops/age")).unwrap();
+        std::fs::write(xdg.join("sops/age/keys.txt"), &other_text).unwrap();
+        let xdg_env = |n: &str| (n == "XDG_CONFIG_HOME").then(|| xdg.display().to_string());
+        let st = SopsStore::open_with_env(None, &[], xdg_env).unwrap();
+        assert_eq!(recipient_of(&st), other.to_public().to_string());
 
         let configured = other.to_public().to_string();
         let st = SopsStore::open_with_env(
