@@ -48,9 +48,10 @@ impl AtmosProvider {
             provider: config::schema(),
             ..Schemas::default()
         };
-        schemas
-            .data_sources
-            .insert(secret::TYPE_NAME.to_owned(), secret::schema(secret::Kind::DataSource));
+        schemas.data_sources.insert(
+            secret::TYPE_NAME.to_owned(),
+            secret::schema(secret::Kind::DataSource),
+        );
         schemas
             .data_sources
             .insert(secrets::TYPE_NAME.to_owned(), secrets::schema());
@@ -95,9 +96,9 @@ impl ProviderService for AtmosProvider {
 
     async fn configure(&self, config: Value, _capabilities: ClientCapabilities) -> Diagnostics {
         match Session::open(&config).await {
-            Ok(session) => {
+            Ok((session, warnings)) => {
                 *self.session.write().await = Some(Arc::new(session));
-                Diagnostics::new()
+                warnings
             }
             Err(d) => d,
         }

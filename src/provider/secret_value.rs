@@ -56,9 +56,8 @@ pub fn schema() -> Schema {
                     "The value, write-only: never stored in a plan or state. Changes are applied \
                      when `value_wo_version` changes.",
                 ),
-            Attribute::optional("value_wo_version", Type::Number).describe(
-                "Bump to write `value_wo` again (for example after rotating it).",
-            ),
+            Attribute::optional("value_wo_version", Type::Number)
+                .describe("Bump to write `value_wo` again (for example after rotating it)."),
             Attribute::computed("id", Type::String)
                 .describe("`stack/component/NAME`, or `stack//NAME` without a component."),
             Attribute::computed("scope", Type::String)
@@ -224,8 +223,7 @@ pub async fn plan(session: &Session, req: PlanRequest) -> PlanResponse {
         return resp;
     };
 
-    let stack = match string_attr(&req.config, "stack").or_else(|| session.default_stack.clone())
-    {
+    let stack = match string_attr(&req.config, "stack").or_else(|| session.default_stack.clone()) {
         Some(s) => s,
         None => {
             resp.diagnostics.attribute_error(
@@ -250,7 +248,11 @@ pub async fn plan(session: &Session, req: PlanRequest) -> PlanResponse {
     };
     set(&mut planned, "stack", Value::String(names.stack.clone()));
     set(&mut planned, "id", Value::String(id_of(&names)));
-    set(&mut planned, "scope", Value::String(resolved.scope.to_string()));
+    set(
+        &mut planned,
+        "scope",
+        Value::String(resolved.scope.to_string()),
+    );
     set(
         &mut planned,
         "store",
@@ -308,8 +310,9 @@ pub async fn apply(session: &Session, req: ApplyRequest) -> ApplyResponse {
                         None,
                         "Secret no longer declared",
                         format!(
-                            "{e}. The value (if any) was left in place; remove it from the \
-                             backend by hand if it should go."
+                            "{} The value (if any) was left in place; remove it from the \
+                             backend by hand if it should go.",
+                            super::secret::sentence(&e.to_string())
                         ),
                     );
                 }
@@ -397,7 +400,10 @@ pub async fn read(session: &Session, req: ReadResourceRequest) -> ReadResourceRe
             resp.diagnostics.warning(
                 None,
                 "Secret no longer resolvable",
-                format!("{e}. Keeping the recorded state."),
+                format!(
+                    "{} Keeping the recorded state.",
+                    super::secret::sentence(&e.to_string())
+                ),
             );
             resp.new_state = Some(state);
             return resp;
@@ -459,14 +465,14 @@ fn parse_import_id(ws: &Workspace, id: &str) -> Result<Names, String> {
     }
     for (i, _) in rest.match_indices('/') {
         let (stack, component) = (&rest[..i], &rest[i + 1..]);
-        if let Ok(components) = ws.components(stack) {
-            if components.iter().any(|c| c == component) {
-                return Ok(Names {
-                    stack: stack.to_owned(),
-                    component: Some(component.to_owned()),
-                    name: name.to_owned(),
-                });
-            }
+        if let Ok(components) = ws.components(stack)
+            && components.iter().any(|c| c == component)
+        {
+            return Ok(Names {
+                stack: stack.to_owned(),
+                component: Some(component.to_owned()),
+                name: name.to_owned(),
+            });
         }
     }
     Err(format!(

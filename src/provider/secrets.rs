@@ -47,14 +47,14 @@ pub fn validate(config: &Value) -> Diagnostics {
     if let Some(Value::List(names)) = config.attr("names") {
         let mut seen = BTreeSet::new();
         for (i, n) in names.iter().enumerate() {
-            if let Value::String(s) = n {
-                if !seen.insert(s.clone()) {
-                    d.attribute_error(
-                        AttributePath::attr("names").index(i as i64),
-                        "Duplicate name",
-                        format!("{s:?} is listed twice."),
-                    );
-                }
+            if let Value::String(s) = n
+                && !seen.insert(s.clone())
+            {
+                d.attribute_error(
+                    AttributePath::attr("names").index(i as i64),
+                    "Duplicate name",
+                    format!("{s:?} is listed twice."),
+                );
             }
         }
     }
@@ -143,10 +143,7 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
     // Group by store so each backend gets one batched read.
     let mut groups: HashMap<String, Vec<&ResolvedSecret>> = HashMap::new();
     for s in &selected {
-        groups
-            .entry(format!("{}", s.backend))
-            .or_default()
-            .push(s);
+        groups.entry(format!("{}", s.backend)).or_default().push(s);
     }
     let mut values = BTreeMap::new();
     let mut status = BTreeMap::new();

@@ -412,6 +412,21 @@ impl SopsFile {
         self.age.iter().map(|a| a.recipient.as_str()).collect()
     }
 
+    /// The version id of one top-level key: a MAC of the key and its value under the file's data
+    /// key. It changes when that value changes (not when a neighbour does, as `lastmodified`
+    /// would), and, being keyed by a secret, says nothing about the value to whoever reads it.
+    pub fn key_version(&self, key: &str) -> Option<String> {
+        use hmac::Mac;
+        let text = self.data.get(key)?.to_atmos_text()?;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.data_key[..]).ok()?;
+        mac.update(b"atmos-sops-version\0");
+        mac.update(key.as_bytes());
+        mac.update(b"\0");
+        mac.update(text.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        Some(format!("k1-{}", hex::encode(&digest[..12])))
+    }
+
     /// `sops.lastmodified` as read, or as set by the last [`SopsFile::encrypt`]; empty for a new
     /// document that was never encrypted.
     pub fn lastmodified(&self) -> &str {
@@ -1242,7 +1257,7 @@ impl SecretStore for SopsStore {
         };
         Ok(Some(Versioned {
             value: SecretValue::new(std::mem::take(&mut *text)),
-            version: Some(sops.lastmodified().to_owned()),
+            version: sops.key_version(key),
         }))
     }
 
@@ -1259,10 +1274,22 @@ impl SecretStore for SopsStore {
                 true
             })
             .await?;
-        version.ok_or_else(|| StoreError::Other {
-            location: location.to_string(),
-            message: "the file vanished during the write".to_owned(),
-        })
+        if version.is_none() {
+            return Err(StoreError::Other {
+                location: location.to_string(),
+                message: "the file vanished during the write".to_owned(),
+            });
+        }
+        // The per-key version of what is now in the file (cached by `modify`).
+        let entry = self.get(&file).await?;
+        entry
+            .as_ref()
+            .as_ref()
+            .and_then(|sops| sops.key_version(key))
+            .ok_or_else(|| StoreError::Other {
+                location: location.to_string(),
+                message: "the value is missing right after the write".to_owned(),
+            })
     }
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {
@@ -1982,11 +2009,39 @@ mod tests {
             "{db}"
         );
         let v = st.read(&loc(&file, "multi")).await.unwrap().unwrap();
-        let lm = SopsFile::decrypt(FIXTURE, &fixture_ids())
+        let expected = SopsFile::decrypt(FIXTURE, &fixture_ids())
             .unwrap()
-            .lastmodified()
-            .to_owned();
-        assert_eq!(v.version.as_deref(), Some(lm.as_str()));
+            .key_version("multi");
+        assert_eq!(v.version, expected);
+    }
+
+    #[tokio::test]
+    async fn a_key_version_changes_with_its_own_value_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        let st = SopsStore::new(fixture_ids(), vec![]);
+        let a = loc(&file, "A");
+        let b = loc(&file, "B");
+        let va1 = st.write(&a, &SecretValue::new("one".into())).await.unwrap();
+        let vb1 = st.write(&b, &SecretValue::new("x".into())).await.unwrap();
+        // Writing B leaves A's version alone (lastmodified would have changed).
+        let va_after_b = st.read(&a).await.unwrap().unwrap().version.unwrap();
+        assert_eq!(va1, va_after_b);
+        // Writing A again with the same value keeps its version; a new value changes it.
+        assert_eq!(
+            st.write(&a, &SecretValue::new("one".into())).await.unwrap(),
+            va1
+        );
+        let va2 = st.write(&a, &SecretValue::new("two".into())).await.unwrap();
+        assert_ne!(va1, va2);
+        assert_ne!(va1, vb1);
+        // Versions do not reveal the value: a fresh process (store) sees the same id, which is a
+        // keyed MAC, and no unsalted hash of the value appears in it.
+        let fresh = SopsStore::new(fixture_ids(), vec![]);
+        assert_eq!(fresh.read(&a).await.unwrap().unwrap().version.unwrap(), va2);
+        use sha2::Digest;
+        let plain = hex::encode(sha2::Sha256::digest(b"two"));
+        assert!(!plain.contains(va2.trim_start_matches("k1-")));
     }
 
     #[tokio::test]
