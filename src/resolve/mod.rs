@@ -210,7 +210,13 @@ impl Workspace {
                 by_name.insert(s.name.clone(), i);
             }
         }
-        let mut errors = std::mem::take(&mut b.errors);
+        // A bad declaration in a shared catalog shows up in every stack importing it: once is
+        // enough.
+        let mut seen = HashSet::new();
+        let mut errors: Vec<ConfigError> = std::mem::take(&mut b.errors)
+            .into_iter()
+            .filter(|e| seen.insert(e.to_string()))
+            .collect();
         if errors.len() > MAX_ERRORS {
             let more = errors.len() - MAX_ERRORS;
             errors.truncate(MAX_ERRORS);
@@ -589,11 +595,20 @@ impl Builder<'_> {
                     }
                 }
             }
-            let mut visible = if inst.is_abstract {
-                BTreeMap::new()
-            } else {
-                stack_secrets.clone()
-            };
+            if inst.is_abstract {
+                // An abstract base may hold partial declarations (a description for a backend
+                // its instances choose); they are checked in every instance that inherits them.
+                components.insert(
+                    inst.name.clone(),
+                    InstanceView {
+                        is_abstract: true,
+                        secrets: BTreeMap::new(),
+                        providers,
+                    },
+                );
+                continue;
+            }
+            let mut visible = stack_secrets.clone();
             for (n, (m, attr)) in &layer {
                 let merged = match stack_raw_decls.get(n.as_str()) {
                     Some(wider) => declare::overlay(wider, m, true),
@@ -605,9 +620,6 @@ impl Builder<'_> {
                 else {
                     continue;
                 };
-                if inst.is_abstract {
-                    continue;
-                }
                 if let Some(s) = self
                     .locate(&decl, &name, Some(&inst.name), &providers)
                     .ok_or_push(&mut self.errors)
@@ -618,7 +630,7 @@ impl Builder<'_> {
             components.insert(
                 inst.name.clone(),
                 InstanceView {
-                    is_abstract: inst.is_abstract,
+                    is_abstract: false,
                     secrets: visible,
                     providers,
                 },
