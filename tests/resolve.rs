@@ -1,5 +1,6 @@
 //! The resolution layer against the contract (`shared/design/scopes.md`): a realistic fixture
 //! tree, then one small tree per rule.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

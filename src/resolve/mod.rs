@@ -91,6 +91,9 @@ pub struct ResolvedSecret {
 
 type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 
+/// A rendered `spec.file`: (template, stack, component, scope).
+type FileKey = (String, Option<String>, Option<String>, Scope);
+
 #[derive(Debug)]
 struct InstanceView {
     is_abstract: bool,
@@ -439,7 +442,7 @@ struct Builder<'c> {
     collisions: HashMap<(String, String), (Coordinate, Origin)>,
     reported: HashSet<(String, String, Coordinate)>,
     /// Rendered SOPS file templates.
-    files: HashMap<(String, Option<String>, Option<String>, Scope), Result<PathBuf, String>>,
+    files: HashMap<FileKey, Result<PathBuf, String>>,
 }
 
 /// `secrets.providers` of a section, merged over `base` name by name.
@@ -768,14 +771,15 @@ impl Builder<'_> {
                     .reported
                     .insert((slot.0.clone(), slot.1.clone(), coordinate.clone()))
                 {
-                    self.errors.push(ConfigError::Collision {
-                        backend: slot.0.clone(),
-                        location: location.to_string(),
-                        first: first_origin.clone(),
-                        first_coordinate: first_coord.to_string(),
-                        second: decl.origin.clone(),
-                        second_coordinate: coordinate.to_string(),
-                    });
+                    self.errors
+                        .push(ConfigError::Collision(Box::new(error::Collision {
+                            backend: slot.0.clone(),
+                            location: location.to_string(),
+                            first: first_origin.clone(),
+                            first_coordinate: first_coord.to_string(),
+                            second: decl.origin.clone(),
+                            second_coordinate: coordinate.to_string(),
+                        })));
                 }
             }
             Some(_) => {}
@@ -893,6 +897,7 @@ impl<T> OkOrPush<T> for Result<T, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
