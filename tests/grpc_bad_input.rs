@@ -85,12 +85,12 @@ fn one_error(diags: &[pb::Diagnostic]) -> &pb::Diagnostic {
     d
 }
 
-/// The diagnostic points at attribute `name`: in its attribute path, else by name in its text.
+/// The diagnostic's attribute path is exactly the top-level attribute `name`, so OpenTofu shows
+/// it against that attribute.
 #[track_caller]
 fn names_attribute(d: &pb::Diagnostic, name: &str) {
-    let in_path = path_names(d).iter().any(|n| n == name);
-    let in_text = d.detail.contains(name) || d.summary.contains(name);
-    assert!(in_path || in_text, "the diagnostic does not name `{name}`: {d:#?}");
+    assert_eq!(path_names(d), [name], "the diagnostic does not point at `{name}`: {d:#?}");
+    assert!(d.summary.contains("Invalid configuration"), "{d:#?}");
 }
 
 /// The process still serves: the schema comes back.
@@ -115,11 +115,26 @@ async fn malformed_msgpack_is_a_diagnostic_and_the_process_lives_on() {
     let resp = read(&mut client, "atmos_secret", garbage).await;
     let d = one_error(&resp.diagnostics);
     assert!(resp.state.is_none());
-    assert!(d.summary.contains("configuration"), "{d:#?}");
+    assert!(d.summary.contains("Invalid configuration"), "{d:#?}");
+    assert!(d.detail.contains("msgpack"), "{d:#?}");
     still_answers(&mut client, &mut plugin).await;
-    // Empty-but-present bytes of the wrong kind: a lone reserved byte.
-    let resp = read(&mut client, "atmos_secret", vec![0xc1]).await;
-    one_error(&resp.diagnostics);
+    // A whole value followed by trailing bytes.
+    let mut trailing = secret_config(|_| {});
+    trailing.extend([0xc0, 0xc0]);
+    let resp = read(&mut client, "atmos_secret", trailing).await;
+    let d = one_error(&resp.diagnostics);
+    assert!(d.detail.contains("trailing"), "{d:#?}");
+    still_answers(&mut client, &mut plugin).await;
+    // Invalid UTF-8 inside an attribute's string.
+    let mut bad_utf8 = secret_config(|a| a[0].1 = s("XY"));
+    let at = bad_utf8
+        .windows(2)
+        .position(|w| w == b"XY")
+        .expect("the planted string");
+    bad_utf8[at] = 0xff;
+    let resp = read(&mut client, "atmos_secret", bad_utf8).await;
+    let d = one_error(&resp.diagnostics);
+    assert_eq!(path_names(d), ["name"], "{d:#?}");
     still_answers(&mut client, &mut plugin).await;
 }
 
@@ -129,8 +144,9 @@ async fn a_string_where_an_object_is_expected() {
     let resp = read(&mut client, "atmos_secret", msgpack(&s("DB_PASSWORD"))).await;
     let d = one_error(&resp.diagnostics);
     assert!(resp.state.is_none());
+    assert!(d.summary.contains("Invalid configuration"), "{d:#?}");
     assert!(
-        d.detail.contains("object") || d.detail.contains("map"),
+        d.detail.contains("object"),
         "the diagnostic does not say an object was expected: {d:#?}"
     );
     still_answers(&mut client, &mut plugin).await;
@@ -254,5 +270,86 @@ async fn stop_provider_answers_empty_and_later_calls_still_work() {
         .expect("StopProvider answers twice")
         .into_inner();
     assert_eq!(stop.error, "");
+    still_answers(&mut client, &mut plugin).await;
+}
+
+#[tokio::test]
+async fn stop_provider_cancels_a_read_in_flight() {
+    // The instance's SOPS file is a named pipe: the provider's read blocks on it until a writer
+    // comes, so the read is certainly in flight when StopProvider arrives.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    let key = support::age_keygen(&dir.path().join("keys/test.agekey"));
+    write(
+        "atmos.yaml",
+        "base_path: \".\"\nstacks:\n  base_path: stacks\n  included_paths: [\"**/*\"]\n  name_pattern: \"{stage}\"\nsecrets:\n  providers:\n    local-sops:\n      kind: sops/age\n      spec:\n        path: secrets\n        age_key_file: keys/test.agekey\n",
+    );
+    write(
+        "stacks/prod.yaml",
+        "vars:\n  stage: prod\nsecrets:\n  vars:\n    DATADOG_API_KEY:\n      sops: local-sops\ncomponents:\n  terraform:\n    api:\n      secrets:\n        vars:\n          DB_PASSWORD:\n            sops: local-sops\n",
+    );
+    support::sops_encrypt_yaml(
+        &key,
+        "DATADOG_API_KEY: not-a-secret\n",
+        &dir.path().join("secrets/prod.enc.yaml"),
+    );
+    let fifo = dir.path().join("secrets/prod.api.enc.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+
+    let (mut plugin, mut client) = client().await;
+    let configured = client
+        .configure_provider(pb::configure_provider::Request {
+            terraform_version: "1.12.6".into(),
+            config: dynamic(provider_config(dir.path())),
+            ..Default::default()
+        })
+        .await
+        .expect("configure")
+        .into_inner();
+    assert!(configured.diagnostics.is_empty(), "{configured:#?}");
+
+    let mut reader = client.clone();
+    let in_flight = tokio::spawn(async move {
+        read(&mut reader, "atmos_secret", secret_config(|_| {})).await
+    });
+    // Opening the write end returns only once the provider has opened the pipe to read it.
+    let pipe = fifo.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(pipe)
+            .expect("open the pipe")
+    })
+    .await
+    .expect("join");
+    let stop = client
+        .stop_provider(pb::stop_provider::Request {})
+        .await
+        .expect("StopProvider answers")
+        .into_inner();
+    assert_eq!(stop.error, "");
+    let resp = in_flight.await.expect("join");
+    let d = one_error(&resp.diagnostics);
+    assert!(resp.state.is_none());
+    assert!(d.summary.contains("stopped"), "{d:#?}");
+    // Let the blocked file read finish (EOF); its result is no longer wanted.
+    drop(writer);
+
+    // Later calls are not cancelled: the stack-scoped secret is read in full.
+    let config = secret_config(|a| {
+        a[0].1 = s("DATADOG_API_KEY");
+        a[2].1 = Mp::Nil;
+    });
+    let resp = read(&mut client, "atmos_secret", config).await;
+    assert!(resp.diagnostics.is_empty(), "{resp:#?}");
+    assert!(resp.state.is_some());
     still_answers(&mut client, &mut plugin).await;
 }
