@@ -89,7 +89,11 @@ fn one_error(diags: &[pb::Diagnostic]) -> &pb::Diagnostic {
 /// it against that attribute.
 #[track_caller]
 fn names_attribute(d: &pb::Diagnostic, name: &str) {
-    assert_eq!(path_names(d), [name], "the diagnostic does not point at `{name}`: {d:#?}");
+    assert_eq!(
+        path_names(d),
+        [name],
+        "the diagnostic does not point at `{name}`: {d:#?}"
+    );
     assert!(d.summary.contains("Invalid configuration"), "{d:#?}");
 }
 
@@ -188,7 +192,10 @@ async fn an_unknown_type_name_lists_the_known_types() {
     let resp = read(&mut client, "atmos_secrets", secret_config(|_| {})).await;
     let d = one_error(&resp.diagnostics);
     assert!(d.detail.contains("atmos_secrets"), "{d:#?}");
-    assert!(d.detail.contains("atmos_secret,") || d.detail.contains("atmos_secret."), "{d:#?}");
+    assert!(
+        d.detail.contains("atmos_secret,") || d.detail.contains("atmos_secret."),
+        "{d:#?}"
+    );
     // The same for an ephemeral resource.
     let resp = client
         .open_ephemeral_resource(pb::open_ephemeral_resource::Request {
@@ -200,7 +207,10 @@ async fn an_unknown_type_name_lists_the_known_types() {
         .expect("a diagnostic, not an RPC error")
         .into_inner();
     let d = one_error(&resp.diagnostics);
-    assert!(d.detail.contains("atmos_nope") && d.detail.contains("atmos_secret"), "{d:#?}");
+    assert!(
+        d.detail.contains("atmos_nope") && d.detail.contains("atmos_secret"),
+        "{d:#?}"
+    );
     still_answers(&mut client, &mut plugin).await;
 }
 
@@ -317,9 +327,8 @@ async fn stop_provider_cancels_a_read_in_flight() {
     assert!(configured.diagnostics.is_empty(), "{configured:#?}");
 
     let mut reader = client.clone();
-    let in_flight = tokio::spawn(async move {
-        read(&mut reader, "atmos_secret", secret_config(|_| {})).await
-    });
+    let in_flight =
+        tokio::spawn(async move { read(&mut reader, "atmos_secret", secret_config(|_| {})).await });
     // Opening the write end returns only once the provider has opened the pipe to read it.
     let pipe = fifo.clone();
     let writer = tokio::task::spawn_blocking(move || {

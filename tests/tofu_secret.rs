@@ -68,6 +68,8 @@ secrets:
     DATADOG_API_KEY:
       description: Datadog API key
       sops: local-sops
+    SLACK_WEBHOOK:
+      sops: local-sops
 components:
   terraform:
     api:
@@ -209,7 +211,10 @@ fn apply_outputs_equal_the_encrypted_values() {
     let ws = Workspace::new();
     // A multi-line value (trailing newline kept), and one with unicode, quotes and backslashes.
     let dd = format!("line one\nline two\t{}\n", canary("dd"));
-    let db = format!("p\u{e4}ss \"w\u{f6}rd\" 'x' \\ \u{1f511} \u{65e5}\u{672c} {}", canary("db"));
+    let db = format!(
+        "p\u{e4}ss \"w\u{f6}rd\" 'x' \\ \u{1f511} \u{65e5}\u{672c} {}",
+        canary("db")
+    );
     let key = atmos_tree(
         &ws,
         "",
@@ -220,9 +225,10 @@ fn apply_outputs_equal_the_encrypted_values() {
     );
     // What real sops decrypts is what the provider must return.
     let plain = sops_decrypt(&key, &ws.path("secrets/prod.enc.yaml"));
-    let parsed: serde_json::Value =
-        serde_json::to_value(serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&plain).expect("yaml"))
-            .expect("json");
+    let parsed: serde_json::Value = serde_json::to_value(
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&plain).expect("yaml"),
+    )
+    .expect("json");
     assert_eq!(parsed["DATADOG_API_KEY"], dd.as_str());
     ws.write("main.tf", data_module("provider \"atmos\" {}"));
     ws.init().run().assert_success();
@@ -243,50 +249,69 @@ fn apply_outputs_equal_the_encrypted_values() {
 // ---------------------------------------------------------------------------------------------
 // Lookups that fail
 
-#[test]
-fn undeclared_name_names_stack_declared_and_closest() {
-    let ws = Workspace::new();
+/// Plans a module reading `name` from `stack` (and `component`); returns stderr on one line.
+fn failing_plan(ws: &Workspace, name: &str, stack: &str, component: Option<&str>) -> String {
+    ws.write("main.tf", one_secret(&yaml_str(name), stack, component));
+    ws.init().run().assert_success();
+    let out = ws.plan().run();
+    out.assert_failure();
+    assert!(!out.combined().contains("panicked"), "{out}");
+    // tofu wraps diagnostics at 78 columns.
+    out.stderr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn plain_tree(ws: &Workspace) {
     atmos_tree(
-        &ws,
+        ws,
         "",
         &Values {
             stack: "a",
             instance: "b",
         },
     );
-    ws.write("main.tf", one_secret("\"DATADOG_API_KY\"", "prod", None));
-    ws.init().run().assert_success();
-    let out = ws.plan().run();
-    out.assert_failure();
-    let err = out.stderr.replace('\n', " ");
-    for part in ["DATADOG_API_KY", "prod", "DATADOG_API_KEY"] {
-        assert!(err.contains(part), "missing {part:?}:\n{out}");
+}
+
+#[test]
+fn undeclared_name_names_stack_declared_and_closest() {
+    let ws = Workspace::new();
+    plain_tree(&ws);
+    let err = failing_plan(&ws, "DATADOG_API_KY", "prod", None);
+    for part in [
+        "Undeclared secret",
+        "\"DATADOG_API_KY\" is not declared in stack \"prod\"",
+        "declared there: DATADOG_API_KEY, SLACK_WEBHOOK",
+        "did you mean \"DATADOG_API_KEY\"?",
+    ] {
+        assert!(err.contains(part), "missing {part:?}:\n{err}");
     }
-    assert!(
-        err.contains("did you mean") || err.contains("closest") || err.contains("Did you mean"),
-        "no suggestion:\n{out}"
-    );
+    assert!(!err.contains("?."), "{err}");
+}
+
+#[test]
+fn undeclared_name_in_a_component_lists_what_the_instance_sees() {
+    let ws = Workspace::new();
+    plain_tree(&ws);
+    let err = failing_plan(&ws, "DB_PASWORD", "prod", Some("api"));
+    for part in [
+        "\"DB_PASWORD\"",
+        "\"prod\"",
+        "\"api\"",
+        "DB_PASSWORD",
+        "DATADOG_API_KEY",
+        "did you mean \"DB_PASSWORD\"?",
+    ] {
+        assert!(err.contains(part), "missing {part:?}:\n{err}");
+    }
 }
 
 #[test]
 fn unknown_stack_suggests_closest_stacks() {
     let ws = Workspace::new();
-    atmos_tree(
-        &ws,
-        "",
-        &Values {
-            stack: "a",
-            instance: "b",
-        },
-    );
-    ws.write("main.tf", one_secret("\"DATADOG_API_KEY\"", "prd", None));
-    ws.init().run().assert_success();
-    let out = ws.plan().run();
-    out.assert_failure();
-    let err = out.stderr.replace('\n', " ");
-    assert!(err.contains("prd"), "{out}");
-    assert!(err.contains("\"prod\"") || err.contains("prod"), "{out}");
-    assert!(err.contains("Unknown stack"), "{out}");
+    plain_tree(&ws);
+    let err = failing_plan(&ws, "DATADOG_API_KEY", "prd", None);
+    assert!(err.contains("Unknown stack"), "{err}");
+    assert!(err.contains("stack \"prd\" not found"), "{err}");
+    assert!(err.contains("did you mean \"prod\""), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,12 +346,17 @@ fn provider_trace_and_terminal_never_show_the_value() {
         }
     }
     let plan_log = std::fs::read(&logs[1]).expect("TF_LOG_PATH written");
-    // The trace is real: the provider's own lines are there.
+    // The trace is real: the provider's own lines about these very reads are there.
     let text = String::from_utf8_lossy(&plan_log);
-    assert!(
-        text.contains("terraform-provider-atmos") || text.contains("atmos"),
-        "no provider lines in the trace"
-    );
+    for line in [
+        "reading secret DATADOG_API_KEY for stack prod",
+        "reading secret DB_PASSWORD for stack prod component api",
+    ] {
+        assert!(
+            text.contains(line),
+            "no provider line {line:?} in the trace"
+        );
+    }
     for log in &logs {
         let bytes = std::fs::read(log).unwrap_or_default();
         for v in [&dd, &db] {
@@ -362,6 +392,18 @@ resource "terraform_data" "uses" {
 output "scope" {
   value = terraform_data.uses.output
 }
+
+# The control: a data source's value does land in plan and state (sensitive, but stored), so the
+# searches below demonstrably find a planted value when it is there.
+data "atmos_secret" "dd" {
+  name  = "DATADOG_API_KEY"
+  stack = "prod"
+}
+
+output "dd" {
+  value     = data.atmos_secret.dd.value
+  sensitive = true
+}
 "#;
 
 #[test]
@@ -377,23 +419,43 @@ fn ephemeral_value_stays_out_of_plan_and_state() {
         },
     );
     ws.write("main.tf", format!("{REQUIRED_PROVIDERS}{EPHEMERAL_MODULE}"));
-    let log = ws.root().join("trace.log");
+    let (plan_log, apply_log) = (ws.root().join("plan.log"), ws.root().join("apply.log"));
     ws.init().run().assert_success();
-    let plan = ws.plan_out("saved.tfplan").provider_trace(&log).run();
+    let plan = ws.plan_out("saved.tfplan").provider_trace(&plan_log).run();
     plan.assert_success();
     assert_absent(plan.combined().as_bytes(), &db, "plan output");
     let file = std::fs::read(ws.path("saved.tfplan")).expect("saved plan");
     assert_absent(&file, &db, "the saved plan file");
-    assert_absent(&unzip_all(&ws.path("saved.tfplan")), &db, "the saved plan's entries");
+    let entries = unzip_all(&ws.path("saved.tfplan"));
+    assert_absent(&entries, &db, "the saved plan's entries");
+    assert!(
+        String::from_utf8_lossy(&entries).contains(&dd),
+        "control failed: the data source's value is not found in the plan"
+    );
     let shown = ws.show_plan_json("saved.tfplan").run();
     shown.assert_success();
     assert_absent(shown.stdout.as_bytes(), &db, "tofu show -json of the plan");
-    let apply = ws.apply_plan("saved.tfplan").provider_trace(&log).run();
+    let apply = ws
+        .apply_plan("saved.tfplan")
+        .provider_trace(&apply_log)
+        .run();
     apply.assert_success();
     assert_absent(apply.combined().as_bytes(), &db, "apply output");
     let state = std::fs::read(ws.path("terraform.tfstate")).expect("state");
     assert_absent(&state, &db, "the state file");
-    assert_absent(&std::fs::read(&log).expect("trace"), &db, "the trace");
+    assert!(
+        String::from_utf8_lossy(&state).contains(&dd),
+        "control failed: the data source's value is not found in the state"
+    );
+    for log in [&plan_log, &apply_log] {
+        let trace = std::fs::read(log).expect("trace");
+        assert!(
+            String::from_utf8_lossy(&trace).contains("reading secret DB_PASSWORD"),
+            "the provider did not trace the ephemeral read"
+        );
+        assert_absent(&trace, &db, "the trace");
+        assert_absent(&trace, &dd, "the trace");
+    }
     let outputs = ws.output_json().run().stdout_json();
     assert_eq!(outputs["scope"]["value"], "uses-the-secret", "{outputs}");
 }
@@ -496,7 +558,9 @@ fn atmos_cli_config_path_from_the_environment() {
 fn assert_no_panic(out: &RunOutput) {
     let all = out.combined();
     assert!(
-        !all.contains("panicked") && !all.contains("plugin crashed") && !all.contains("RUST_BACKTRACE"),
+        !all.contains("panicked")
+            && !all.contains("plugin crashed")
+            && !all.contains("RUST_BACKTRACE"),
         "the provider crashed:\n{out}"
     );
 }
@@ -513,7 +577,10 @@ fn missing_sops_file_says_no_value_is_set() {
         },
     );
     std::fs::remove_file(ws.path("secrets/prod.api.enc.yaml")).expect("remove");
-    ws.write("main.tf", one_secret("\"DB_PASSWORD\"", "prod", Some("api")));
+    ws.write(
+        "main.tf",
+        one_secret("\"DB_PASSWORD\"", "prod", Some("api")),
+    );
     ws.init().run().assert_success();
     let out = ws.plan().run();
     out.assert_failure();
@@ -591,6 +658,9 @@ fn wrong_attribute_type_is_tofus_own_error() {
     let out = ws.plan().run();
     out.assert_failure();
     assert_no_panic(&out);
-    assert!(out.stderr.contains("Incorrect attribute value type"), "{out}");
+    assert!(
+        out.stderr.contains("Incorrect attribute value type"),
+        "{out}"
+    );
     assert!(out.stderr.contains("string required"), "{out}");
 }

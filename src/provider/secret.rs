@@ -70,14 +70,14 @@ const COMPUTED: [&str; 4] = ["value", "scope", "store", "description"];
 pub fn validate(config: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
     for attr in ["name", "stack", "component"] {
-        if let Some(Value::String(s)) = config.attr(attr) {
-            if s.trim().is_empty() {
-                d.attribute_error(
-                    AttributePath::attr(attr),
-                    "Empty value",
-                    format!("`{attr}` must not be empty."),
-                );
-            }
+        if let Some(Value::String(s)) = config.attr(attr)
+            && s.trim().is_empty()
+        {
+            d.attribute_error(
+                AttributePath::attr(attr),
+                "Empty value",
+                format!("`{attr}` must not be empty."),
+            );
         }
     }
     d
@@ -116,7 +116,11 @@ pub fn resolve_diagnostic(err: &ResolveError) -> Diagnostics {
         ResolveError::StackScopedWrite { .. } => ("component", "Secret is stack-scoped here"),
     };
     let mut d = Diagnostics::new();
-    d.attribute_error(AttributePath::attr(attr), summary, format!("{err}."));
+    d.attribute_error(
+        AttributePath::attr(attr),
+        summary,
+        sentence(err.to_string()),
+    );
     d
 }
 
@@ -140,7 +144,11 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
     }
     let Some(name) = string_attr(config, "name") else {
         let mut d = Diagnostics::new();
-        d.attribute_error(AttributePath::attr("name"), "Missing name", "`name` is required.");
+        d.attribute_error(
+            AttributePath::attr("name"),
+            "Missing name",
+            "`name` is required.",
+        );
         return Err(d);
     };
     let Some(stack) = string_attr(config, "stack").or_else(|| session.default_stack.clone()) else {
@@ -152,8 +160,7 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
         );
         return Err(d);
     };
-    let component =
-        string_attr(config, "component").or_else(|| session.default_component.clone());
+    let component = string_attr(config, "component").or_else(|| session.default_component.clone());
     Ok(Some(Target {
         stack,
         component,
@@ -218,7 +225,7 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
         Err(e) => {
             resp.diagnostics.error(
                 format!("Cannot open store {store_name:?}"),
-                format!("Secret {:?}: {e}.", resolved.name),
+                sentence(format!("Secret {:?}: {e}", resolved.name)),
             );
             return resp;
         }
@@ -246,7 +253,10 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
             resp.diagnostics.attribute_error(
                 AttributePath::attr("name"),
                 "Reading the secret failed",
-                format!("Secret {:?} from {store_name:?}: {e}.", resolved.name),
+                sentence(format!(
+                    "Secret {:?} from {store_name:?}: {e}",
+                    resolved.name
+                )),
             );
             return resp;
         }
@@ -270,9 +280,35 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
     resp
 }
 
+/// Ends `text` with a full stop unless it already ends a sentence (a suggestion ends in `?`).
+fn sentence(mut text: String) -> String {
+    if !text.ends_with(['.', '?', '!']) {
+        text.push('.');
+    }
+    text
+}
+
 fn place(r: &ResolvedSecret) -> String {
     match &r.component {
         Some(c) => format!("component {c:?} of stack {:?}", r.stack),
         None => format!("stack {:?}", r.stack),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn sentence_adds_one_full_stop() {
+        assert_eq!(
+            sentence("stack \"x\" not found".into()),
+            "stack \"x\" not found."
+        );
+        assert_eq!(
+            sentence("did you mean \"prod\"?".into()),
+            "did you mean \"prod\"?"
+        );
+        assert_eq!(sentence("done.".into()), "done.");
     }
 }
