@@ -224,12 +224,19 @@ fn apply_outputs_equal_the_encrypted_values() {
         },
     );
     // What real sops decrypts is what the provider must return.
-    let plain = sops_decrypt(&key, &ws.path("secrets/prod.enc.yaml"));
-    let parsed: serde_json::Value = serde_json::to_value(
-        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&plain).expect("yaml"),
-    )
-    .expect("json");
-    assert_eq!(parsed["DATADOG_API_KEY"], dd.as_str());
+    let decrypted = |rel: &str, name: &str| {
+        let plain = sops_decrypt(&key, &ws.path(rel));
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&plain).expect("yaml");
+        doc[name].as_str().expect("a string value").to_owned()
+    };
+    let (dd_sops, db_sops) = (
+        decrypted("secrets/prod.enc.yaml", "DATADOG_API_KEY"),
+        decrypted("secrets/prod.api.enc.yaml", "DB_PASSWORD"),
+    );
+    assert!(
+        dd_sops == dd && db_sops == db,
+        "sops did not round-trip the fixture"
+    );
     ws.write("main.tf", data_module("provider \"atmos\" {}"));
     ws.init().run().assert_success();
     let out = ws.apply().run();
@@ -239,10 +246,16 @@ fn apply_outputs_equal_the_encrypted_values() {
     }
     let outputs = ws.output_json().run().stdout_json();
     assert_eq!(outputs["dd"]["sensitive"], true, "{outputs}");
-    assert_eq!(outputs["dd"]["value"], dd.as_str());
+    assert!(
+        outputs["dd"]["value"] == dd_sops.as_str(),
+        "stack-scoped value differs"
+    );
     assert_eq!(outputs["dd_scope"]["value"], "stack");
     assert_eq!(outputs["db"]["sensitive"], true);
-    assert_eq!(outputs["db"]["value"], db.as_str());
+    assert!(
+        outputs["db"]["value"] == db_sops.as_str(),
+        "instance value differs"
+    );
     assert_eq!(outputs["db_scope"]["value"], "instance");
 }
 
@@ -589,6 +602,37 @@ fn missing_sops_file_says_no_value_is_set() {
     for part in ["DB_PASSWORD", "local-sops", "no value"] {
         assert!(err.contains(part), "missing {part:?}:\n{out}");
     }
+}
+
+#[test]
+fn tampered_sops_file_is_refused_without_showing_values() {
+    let ws = Workspace::new();
+    let dd = canary("dd");
+    atmos_tree(
+        &ws,
+        "",
+        &Values {
+            stack: &dd,
+            instance: "b",
+        },
+    );
+    // Flip one character of the value's ciphertext: AES-GCM (or the MAC) must refuse the file.
+    let path = ws.path("secrets/prod.enc.yaml");
+    let text = ws.read("secrets/prod.enc.yaml");
+    let start = text
+        .find("ENC[AES256_GCM,data:")
+        .expect("an encrypted value")
+        + 20;
+    let mut bytes = text.into_bytes();
+    bytes[start] = if bytes[start] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&path, bytes).expect("write");
+    ws.write("main.tf", one_secret("\"DATADOG_API_KEY\"", "prod", None));
+    ws.init().run().assert_success();
+    let out = ws.plan().run();
+    out.assert_failure();
+    assert_no_panic(&out);
+    assert!(out.stderr.contains("prod.enc.yaml"), "{out}");
+    assert_absent(out.combined().as_bytes(), &dd, "the error");
 }
 
 #[test]
