@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use crate::resolve::{Backend, ResolvedSecret};
+use crate::resolve::{Backend, ResolvedSecret, StoreConfig, Workspace};
 use crate::store::cache::CachedStore;
 use crate::store::sops::SopsStore;
-use crate::store::{SecretStore, StoreError};
+use crate::store::{SecretStore, StoreError, StoreSettings, registry};
 
 /// Opened stores. A SOPS provider may be redefined per stack or component, so SOPS stores are
 /// keyed by what opens them (key file and recipients), not by provider name.
@@ -26,13 +26,17 @@ impl Backends {
     }
 
     /// The store for a resolved secret, opening it on first use.
-    pub async fn get(&self, secret: &ResolvedSecret) -> Result<Arc<CachedStore>, StoreError> {
+    pub async fn get(
+        &self,
+        workspace: &Workspace,
+        secret: &ResolvedSecret,
+    ) -> Result<Arc<CachedStore>, StoreError> {
         let key = store_key(secret);
         let mut open = self.open.lock().await;
         if let Some(store) = open.get(&key) {
             return Ok(Arc::clone(store));
         }
-        let store = Arc::new(CachedStore::new(open_store(secret)?));
+        let store = Arc::new(CachedStore::new(open_store(workspace, secret).await?));
         open.insert(key, Arc::clone(&store));
         Ok(store)
     }
@@ -52,7 +56,10 @@ fn store_key(secret: &ResolvedSecret) -> String {
     }
 }
 
-fn open_store(secret: &ResolvedSecret) -> Result<Arc<dyn SecretStore>, StoreError> {
+async fn open_store(
+    workspace: &Workspace,
+    secret: &ResolvedSecret,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
     match &secret.backend {
         Backend::Sops { provider } => {
             let spec = secret.sops.as_ref().ok_or_else(|| {
@@ -63,9 +70,24 @@ fn open_store(secret: &ResolvedSecret) -> Result<Arc<dyn SecretStore>, StoreErro
             let store = SopsStore::open(spec.age_key_file.as_deref(), &spec.age_recipients)?;
             Ok(Arc::new(store))
         }
-        Backend::Store { name, kind } => Err(StoreError::Config(format!(
-            "store {name:?} is of kind {}, which this build of the provider cannot reach yet",
-            kind.as_str()
-        ))),
+        Backend::Store { name, kind } => {
+            let config = workspace
+                .store(name)
+                .ok_or_else(|| StoreError::Config(format!("no store named {name:?}")))?;
+            registry::open(kind.as_str(), &settings(config)).await
+        }
+    }
+}
+
+/// The store's settings in plain JSON types, for the store layer.
+fn settings(config: &StoreConfig) -> StoreSettings {
+    let options = match serde_json::to_value(&config.options) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    StoreSettings {
+        name: config.name.clone(),
+        options,
+        identity: config.identity.clone(),
     }
 }

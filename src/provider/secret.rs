@@ -246,6 +246,9 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
             return resp;
         }
     };
+    let Some(ws) = session.workspace.as_deref() else {
+        return resp;
+    };
     let store_name = resolved.backend.name().to_owned();
     log::debug!(
         "reading secret {} for stack {} component {} ({} scope) from {} at {}",
@@ -256,7 +259,7 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
         store_name,
         resolved.location
     );
-    let store = match session.backends.get(&resolved).await {
+    let store = match session.backends.get(ws, &resolved).await {
         Ok(s) => s,
         Err(e) => {
             resp.diagnostics.error(

@@ -291,7 +291,7 @@ pub async fn apply(session: &Session, req: ApplyRequest) -> ApplyResponse {
         if let Some(names) = names_from_state(&req.prior_state) {
             match ws.resolve(&names.stack, names.component.as_deref(), &names.name) {
                 Ok(resolved) => {
-                    let result = match session.backends.get(&resolved).await {
+                    let result = match session.backends.get(ws, &resolved).await {
                         Ok(store) => store.delete(&resolved.location).await,
                         Err(e) => Err(e),
                     };
@@ -354,7 +354,7 @@ pub async fn apply(session: &Session, req: ApplyRequest) -> ApplyResponse {
             return resp;
         }
     };
-    let written = match session.backends.get(&resolved).await {
+    let written = match session.backends.get(ws, &resolved).await {
         Ok(store) => store.write(&resolved.location, &value).await,
         Err(e) => Err(e),
     };
@@ -409,7 +409,7 @@ pub async fn read(session: &Session, req: ReadResourceRequest) -> ReadResourceRe
             return resp;
         }
     };
-    let current = match session.backends.get(&resolved).await {
+    let current = match session.backends.get(ws, &resolved).await {
         Ok(store) => store.read(&resolved.location).await,
         Err(e) => Err(e),
     };
@@ -504,7 +504,7 @@ pub async fn import(session: &Session, req: ImportRequest) -> ImportResponse {
             return resp;
         }
     };
-    let found = match session.backends.get(&resolved).await {
+    let found = match session.backends.get(ws, &resolved).await {
         Ok(store) => store.read(&resolved.location).await,
         Err(e) => Err(e),
     };

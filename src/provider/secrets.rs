@@ -148,7 +148,7 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
     let mut values = BTreeMap::new();
     let mut status = BTreeMap::new();
     for secrets in groups.values() {
-        let store = match session.backends.get(secrets[0]).await {
+        let store = match session.backends.get(ws, secrets[0]).await {
             Ok(s) => s,
             Err(e) => {
                 resp.diagnostics.error(

@@ -6,6 +6,8 @@
 //! types, and secret material only travels as [`SecretValue`].
 
 pub mod cache;
+pub mod encoding;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -14,6 +16,57 @@ use async_trait::async_trait;
 use crate::sensitive::SecretValue;
 
 pub mod sops;
+
+/// A store's settings from `atmos.yaml` (`options`, `identity`), in plain JSON types so that no
+/// configuration format leaks into the backends.
+#[derive(Clone, Debug, Default)]
+pub struct StoreSettings {
+    /// The store's name in `atmos.yaml`.
+    pub name: String,
+    /// `options`.
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// `identity`.
+    pub identity: Option<String>,
+}
+
+impl StoreSettings {
+    /// A string option; a non-string value is a configuration error naming the option.
+    pub fn string(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self.options.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(serde_json::Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(StoreError::Config(format!(
+                "store {:?}: option `{key}` must be a string",
+                self.name
+            ))),
+        }
+    }
+
+    /// A list-of-strings option (a single string counts as a list of one).
+    pub fn string_list(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        match self.options.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::String(s)) => Ok(vec![s.clone()]),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| {
+                        StoreError::Config(format!(
+                            "store {:?}: option `{key}` must be a list of strings",
+                            self.name
+                        ))
+                    })
+                })
+                .collect(),
+            Some(_) => Err(StoreError::Config(format!(
+                "store {:?}: option `{key}` must be a list of strings",
+                self.name
+            ))),
+        }
+    }
+}
 
 /// Where one value lives in one backend.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
