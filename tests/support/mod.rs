@@ -29,6 +29,8 @@ use std::{
 
 use tempfile::TempDir;
 
+pub mod peers;
+
 /// The provider's source address in every test configuration. A made-up `localhost` host keeps
 /// OpenTofu and Terraform from disagreeing about the default registry, and off the network.
 pub const PROVIDER_SOURCE: &str = "localhost/atmos/atmos";
@@ -72,7 +74,7 @@ pub fn peer(name: &str) -> PathBuf {
     assert!(
         is_executable(&path),
         "peer `{name}` is missing: {} is not an executable file.\n\
-         Run `scripts/peers` (it builds tofu, sops, age and age-keygen into $TPA_CACHE/bin, \
+         Run `scripts/peers` (it installs every peer into $TPA_CACHE/bin, \
          default ~/.cache/terraform-provider-atmos/bin); set TPA_CACHE if you keep them elsewhere.",
         path.display()
     );
