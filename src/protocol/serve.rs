@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
@@ -71,8 +71,9 @@ pub enum ServeError {
 }
 
 async fn serve<P: ProviderService>(provider: P) -> Result<(), ServeError> {
-    let version =
-        handshake::negotiate_version(std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok().as_deref())?;
+    let version = handshake::negotiate_version(
+        std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok().as_deref(),
+    )?;
     let parent = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
@@ -96,7 +97,10 @@ async fn serve<P: ProviderService>(provider: P) -> Result<(), ServeError> {
     };
 
     let shutdown = CancellationToken::new();
-    let incoming = accept_loop(listener, tls_config.as_ref().map(|(_, c)| Arc::clone(c)));
+    let incoming = accept_loop(
+        listener,
+        tls_config.as_ref().map(|(_, c)| Arc::clone(c)),
+    );
 
     let health = {
         let (reporter, service) = tonic_health::server::health_reporter();

@@ -42,10 +42,9 @@ impl AtmosProvider {
             provider: config::schema(),
             ..Schemas::default()
         };
-        schemas.data_sources.insert(
-            secret::TYPE_NAME.to_owned(),
-            secret::schema(secret::Kind::DataSource),
-        );
+        schemas
+            .data_sources
+            .insert(secret::TYPE_NAME.to_owned(), secret::schema(secret::Kind::DataSource));
         schemas.ephemeral_resources.insert(
             secret::TYPE_NAME.to_owned(),
             secret::schema(secret::Kind::Ephemeral),

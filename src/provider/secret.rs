@@ -140,11 +140,7 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
     }
     let Some(name) = string_attr(config, "name") else {
         let mut d = Diagnostics::new();
-        d.attribute_error(
-            AttributePath::attr("name"),
-            "Missing name",
-            "`name` is required.",
-        );
+        d.attribute_error(AttributePath::attr("name"), "Missing name", "`name` is required.");
         return Err(d);
     };
     let Some(stack) = string_attr(config, "stack").or_else(|| session.default_stack.clone()) else {
@@ -156,7 +152,8 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
         );
         return Err(d);
     };
-    let component = string_attr(config, "component").or_else(|| session.default_component.clone());
+    let component =
+        string_attr(config, "component").or_else(|| session.default_component.clone());
     Ok(Some(Target {
         stack,
         component,
