@@ -110,7 +110,9 @@ impl rustls::client::danger::ServerCertVerifier for PinnedServer {
         if end_entity.as_ref() == self.0.as_slice() {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("unexpected server certificate".into()))
+            Err(rustls::Error::General(
+                "unexpected server certificate".into(),
+            ))
         }
     }
     fn verify_tls12_signature(
@@ -217,14 +219,21 @@ async fn plaintext_schema_and_prompt_shutdown() {
     let meta = std::fs::metadata(std::path::Path::new(&plugin.socket).parent().expect("dir"))
         .expect("socket dir");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(meta.permissions().mode() & 0o077, 0, "socket dir must be private");
+    assert_eq!(
+        meta.permissions().mode() & 0o077,
+        0,
+        "socket dir must be private"
+    );
 
     let channel = connect(&plugin, None).await.expect("connect");
     let resp = schema(channel.clone()).await.expect("schema");
     assert!(resp.provider.is_some());
     let caps = resp.server_capabilities.expect("capabilities");
     assert!(caps.plan_destroy && caps.get_provider_schema_optional);
-    let ds = resp.data_source_schemas.get("atmos_secret").expect("atmos_secret");
+    let ds = resp
+        .data_source_schemas
+        .get("atmos_secret")
+        .expect("atmos_secret");
     let block = ds.block.as_ref().expect("block");
     let value = block
         .attributes
@@ -255,7 +264,10 @@ async fn plaintext_schema_and_prompt_shutdown() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "still running 2 s after Shutdown");
+        assert!(
+            Instant::now() < deadline,
+            "still running 2 s after Shutdown"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(asked.elapsed() < Duration::from_secs(2));
@@ -266,7 +278,10 @@ async fn plaintext_schema_and_prompt_shutdown() {
 async fn mtls_accepts_the_pinned_p521_client_only() {
     let (pem, cert, key) = client_identity();
     let plugin = start(Some(&pem));
-    assert!(plugin.server_cert.is_some(), "TLS must put the cert in the line");
+    assert!(
+        plugin.server_cert.is_some(),
+        "TLS must put the cert in the line"
+    );
 
     // The client whose certificate is in PLUGIN_CLIENT_CERT gets in.
     let ok = connect(&plugin, Some((cert, key))).await.expect("connect");

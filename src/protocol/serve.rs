@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
@@ -71,19 +71,18 @@ pub enum ServeError {
 }
 
 async fn serve<P: ProviderService>(provider: P) -> Result<(), ServeError> {
-    let version = handshake::negotiate_version(
-        std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok().as_deref(),
-    )?;
+    let version =
+        handshake::negotiate_version(std::env::var("PLUGIN_PROTOCOL_VERSIONS").ok().as_deref())?;
     let parent = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
     let dir = SocketDir::create(parent.as_deref())?;
     let socket = dir.socket_path();
     let listener = UnixListener::bind(&socket)?;
-    if let Ok(group) = std::env::var("PLUGIN_UNIX_SOCKET_GROUP") {
-        if !group.is_empty() {
-            handshake::apply_socket_group(&dir, &group)?;
-        }
+    if let Ok(group) = std::env::var("PLUGIN_UNIX_SOCKET_GROUP")
+        && !group.is_empty()
+    {
+        handshake::apply_socket_group(&dir, &group)?;
     }
 
     let tls_config = match std::env::var("PLUGIN_CLIENT_CERT") {
@@ -97,10 +96,7 @@ async fn serve<P: ProviderService>(provider: P) -> Result<(), ServeError> {
     };
 
     let shutdown = CancellationToken::new();
-    let incoming = accept_loop(
-        listener,
-        tls_config.as_ref().map(|(_, c)| Arc::clone(c)),
-    );
+    let incoming = accept_loop(listener, tls_config.as_ref().map(|(_, c)| Arc::clone(c)));
 
     let health = {
         let (reporter, service) = tonic_health::server::health_reporter();

@@ -146,10 +146,10 @@ pub fn null_write_only(value: &mut Value, block: &Block) {
         return;
     };
     for a in &block.attributes {
-        if a.write_only {
-            if let Some(v) = attrs.get_mut(&a.name) {
-                *v = Value::Null;
-            }
+        if a.write_only
+            && let Some(v) = attrs.get_mut(&a.name)
+        {
+            *v = Value::Null;
         }
     }
     for nb in &block.blocks {
@@ -178,7 +178,11 @@ fn write_only_paths_set(value: &Value, block: &Block, path: &AttributePath) -> V
     }
     for nb in &block.blocks {
         if let Some(v @ Value::Object(_)) = value.attr(&nb.type_name) {
-            out.extend(write_only_paths_set(v, &nb.block, &path.child(nb.type_name.clone())));
+            out.extend(write_only_paths_set(
+                v,
+                &nb.block,
+                &path.child(nb.type_name.clone()),
+            ));
         }
     }
     out
@@ -413,18 +417,19 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
     ) -> Rpc<pb::validate_data_resource_config::Response> {
         let req = req.into_inner();
         let diags = match self.schema_of(Kind::DataSource, &req.type_name) {
-            Ok(schema) => match decode(req.config.as_ref(), &schema.implied_type(), "configuration")
-            {
-                Ok(config) => {
-                    self.guarded(
-                        self.provider
-                            .validate_data_source_config(&req.type_name, config),
-                        |d| d,
-                    )
-                    .await
+            Ok(schema) => {
+                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
+                    Ok(config) => {
+                        self.guarded(
+                            self.provider
+                                .validate_data_source_config(&req.type_name, config),
+                            |d| d,
+                        )
+                        .await
+                    }
+                    Err(d) => d,
                 }
-                Err(d) => d,
-            },
+            }
             Err(d) => d,
         };
         Ok(Response::new(pb::validate_data_resource_config::Response {
@@ -487,35 +492,39 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
         let req = req.into_inner();
         let caps = capabilities(req.client_capabilities.as_ref());
         let diags = match self.schema_of(Kind::Resource, &req.type_name) {
-            Ok(schema) => match decode(req.config.as_ref(), &schema.implied_type(), "configuration")
-            {
-                Ok(config) => {
-                    let mut diags = Diagnostics::new();
-                    if !caps.write_only_attributes_allowed {
-                        for path in
-                            write_only_paths_set(&config, &schema.block, &AttributePath::root())
-                        {
-                            diags.attribute_error(
+            Ok(schema) => {
+                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
+                    Ok(config) => {
+                        let mut diags = Diagnostics::new();
+                        if !caps.write_only_attributes_allowed {
+                            for path in
+                                write_only_paths_set(&config, &schema.block, &AttributePath::root())
+                            {
+                                diags.attribute_error(
                                 path,
                                 "Write-only attribute not supported by this client",
                                 "This attribute is write-only, which needs OpenTofu 1.11 or later \
                                  (or Terraform 1.11 or later). Upgrade, or use the non-write-only \
                                  attribute instead.",
                             );
+                            }
                         }
+                        diags.extend(
+                            self.guarded(
+                                self.provider.validate_resource_config(
+                                    &req.type_name,
+                                    config,
+                                    caps,
+                                ),
+                                |d| d,
+                            )
+                            .await,
+                        );
+                        diags
                     }
-                    diags.extend(
-                        self.guarded(
-                            self.provider
-                                .validate_resource_config(&req.type_name, config, caps),
-                            |d| d,
-                        )
-                        .await,
-                    );
-                    diags
+                    Err(d) => d,
                 }
-                Err(d) => d,
-            },
+            }
             Err(d) => d,
         };
         Ok(Response::new(pb::validate_resource_config::Response {
@@ -771,18 +780,19 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
     ) -> Rpc<pb::validate_ephemeral_resource_config::Response> {
         let req = req.into_inner();
         let diags = match self.schema_of(Kind::Ephemeral, &req.type_name) {
-            Ok(schema) => match decode(req.config.as_ref(), &schema.implied_type(), "configuration")
-            {
-                Ok(config) => {
-                    self.guarded(
-                        self.provider
-                            .validate_ephemeral_resource_config(&req.type_name, config),
-                        |d| d,
-                    )
-                    .await
+            Ok(schema) => {
+                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
+                    Ok(config) => {
+                        self.guarded(
+                            self.provider
+                                .validate_ephemeral_resource_config(&req.type_name, config),
+                            |d| d,
+                        )
+                        .await
+                    }
+                    Err(d) => d,
                 }
-                Err(d) => d,
-            },
+            }
             Err(d) => d,
         };
         Ok(Response::new(

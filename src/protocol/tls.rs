@@ -74,7 +74,11 @@ pub fn generate_identity() -> Result<ServerIdentity, TlsError> {
     ];
     // Valid from yesterday (go-plugin uses now - 30 s; a day absorbs any clock skew) for 30 years.
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
-    let start = rcgen::date_time_ymd(yesterday.year(), yesterday.month() as u8, yesterday.day() as u8);
+    let start = rcgen::date_time_ymd(
+        yesterday.year(),
+        yesterday.month() as u8,
+        yesterday.day() as u8,
+    );
     params.not_before = start;
     params.not_after = start + std::time::Duration::from_secs(60 * 60 * 24 * 365 * 30);
     let cert = params.self_signed(&key)?;

@@ -56,7 +56,9 @@ fn open_store(secret: &ResolvedSecret) -> Result<Arc<dyn SecretStore>, StoreErro
     match &secret.backend {
         Backend::Sops { provider } => {
             let spec = secret.sops.as_ref().ok_or_else(|| {
-                StoreError::Config(format!("no SOPS provider named {provider:?} in effect here"))
+                StoreError::Config(format!(
+                    "no SOPS provider named {provider:?} in effect here"
+                ))
             })?;
             let store = SopsStore::open(spec.age_key_file.as_deref(), &spec.age_recipients)?;
             Ok(Arc::new(store))

@@ -40,14 +40,14 @@ pub fn schema() -> Schema {
 pub fn validate(config: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
     for attr in ["cli_config_path", "base_path", "stack", "component"] {
-        if let Some(Value::String(s)) = config.attr(attr) {
-            if s.trim().is_empty() {
-                d.attribute_error(
-                    AttributePath::attr(attr),
-                    "Empty value",
-                    format!("`{attr}` must not be empty; leave it unset to use the default."),
-                );
-            }
+        if let Some(Value::String(s)) = config.attr(attr)
+            && s.trim().is_empty()
+        {
+            d.attribute_error(
+                AttributePath::attr(attr),
+                "Empty value",
+                format!("`{attr}` must not be empty; leave it unset to use the default."),
+            );
         }
     }
     d
@@ -75,7 +75,7 @@ fn known_string(config: &Value, name: &str) -> Result<Option<String>, ()> {
 
 impl Session {
     /// Loads the workspace the provider block points at.
-    pub async fn open(config: &Value) -> Result<Session, Diagnostics> {
+    pub async fn open(config: &Value) -> Result<(Session, Diagnostics), Diagnostics> {
         let mut d = validate(config);
         if d.has_errors() {
             return Err(d);
@@ -88,15 +88,20 @@ impl Session {
             get("component"),
         ) else {
             // Some provider argument is unknown until apply: nothing can be resolved yet.
-            return Ok(Session {
-                workspace: None,
-                backends: Backends::new(),
-                default_stack: None,
-                default_component: None,
-            });
+            return Ok((
+                Session {
+                    workspace: None,
+                    backends: Backends::new(),
+                    default_stack: None,
+                    default_component: None,
+                },
+                d,
+            ));
         };
         let opts = LoadOptions::from_env(cli.map(PathBuf::from), base.map(PathBuf::from));
-        let loaded = tokio::task::spawn_blocking(move || Workspace::load(&opts)).await;
+        let loaded =
+            tokio::task::spawn_blocking(move || Workspace::load(&opts).map_err(|e| e.to_string()))
+                .await;
         let workspace = match loaded {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
@@ -118,11 +123,18 @@ impl Session {
             "atmos workspace loaded: {} stacks",
             workspace.stack_names().len()
         );
-        Ok(Session {
-            workspace: Some(Arc::new(workspace)),
-            backends: Backends::new(),
-            default_stack: stack,
-            default_component: component,
-        })
+        for warning in workspace.warnings() {
+            log::warn!("atmos configuration: {warning}");
+            d.warning(None, "Atmos configuration", warning.clone());
+        }
+        Ok((
+            Session {
+                workspace: Some(Arc::new(workspace)),
+                backends: Backends::new(),
+                default_stack: stack,
+                default_component: component,
+            },
+            d,
+        ))
     }
 }

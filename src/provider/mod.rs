@@ -4,11 +4,15 @@
 //! - [`config`]: the `provider "atmos"` block and the per-process [`config::Session`] (the loaded
 //!   workspace and opened stores, built once and shared by concurrent calls).
 //! - [`secret`]: `atmos_secret`, as a data source and as an ephemeral resource (one code path).
+//! - [`secret_value`]: `atmos_secret_value`, the resource that writes a value.
+//! - [`secrets`]: `atmos_secrets`, every declared secret of a stack at once.
 //! - [`backends`]: which store instance serves a resolved secret.
 
 pub mod backends;
 pub mod config;
 pub mod secret;
+pub mod secret_value;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -17,7 +21,9 @@ use tokio::sync::RwLock;
 
 use crate::protocol::diag::Diagnostics;
 use crate::protocol::service::{
-    ClientCapabilities, OpenResponse, ProviderService, ReadRequest, ReadResponse, Schemas,
+    ApplyRequest, ApplyResponse, ClientCapabilities, ImportRequest, ImportResponse, OpenResponse,
+    PlanRequest, PlanResponse, ProviderService, ReadRequest, ReadResourceRequest,
+    ReadResourceResponse, ReadResponse, Schemas,
 };
 use crate::protocol::value::Value;
 
@@ -42,9 +48,16 @@ impl AtmosProvider {
             provider: config::schema(),
             ..Schemas::default()
         };
+        schemas.data_sources.insert(
+            secret::TYPE_NAME.to_owned(),
+            secret::schema(secret::Kind::DataSource),
+        );
         schemas
             .data_sources
-            .insert(secret::TYPE_NAME.to_owned(), secret::schema(secret::Kind::DataSource));
+            .insert(secrets::TYPE_NAME.to_owned(), secrets::schema());
+        schemas
+            .resources
+            .insert(secret_value::TYPE_NAME.to_owned(), secret_value::schema());
         schemas.ephemeral_resources.insert(
             secret::TYPE_NAME.to_owned(),
             secret::schema(secret::Kind::Ephemeral),
@@ -83,16 +96,19 @@ impl ProviderService for AtmosProvider {
 
     async fn configure(&self, config: Value, _capabilities: ClientCapabilities) -> Diagnostics {
         match Session::open(&config).await {
-            Ok(session) => {
+            Ok((session, warnings)) => {
                 *self.session.write().await = Some(Arc::new(session));
-                Diagnostics::new()
+                warnings
             }
             Err(d) => d,
         }
     }
 
-    async fn validate_data_source_config(&self, _type_name: &str, config: Value) -> Diagnostics {
-        secret::validate(&config)
+    async fn validate_data_source_config(&self, type_name: &str, config: Value) -> Diagnostics {
+        match type_name {
+            secrets::TYPE_NAME => secrets::validate(&config),
+            _ => secret::validate(&config),
+        }
     }
 
     async fn read_data_source(&self, req: ReadRequest) -> ReadResponse {
@@ -105,7 +121,59 @@ impl ProviderService for AtmosProvider {
                 };
             }
         };
-        secret::read(&session, &req.config, req.capabilities).await
+        match req.type_name.as_str() {
+            secrets::TYPE_NAME => secrets::read(&session, &req.config, req.capabilities).await,
+            _ => secret::read(&session, &req.config, req.capabilities).await,
+        }
+    }
+
+    async fn validate_resource_config(
+        &self,
+        _type_name: &str,
+        config: Value,
+        _capabilities: ClientCapabilities,
+    ) -> Diagnostics {
+        secret_value::validate(&config)
+    }
+
+    async fn plan_resource_change(&self, req: PlanRequest) -> PlanResponse {
+        match self.session().await {
+            Ok(session) => secret_value::plan(&session, req).await,
+            Err(diagnostics) => PlanResponse {
+                diagnostics,
+                ..PlanResponse::default()
+            },
+        }
+    }
+
+    async fn apply_resource_change(&self, req: ApplyRequest) -> ApplyResponse {
+        match self.session().await {
+            Ok(session) => secret_value::apply(&session, req).await,
+            Err(diagnostics) => ApplyResponse {
+                diagnostics,
+                ..ApplyResponse::default()
+            },
+        }
+    }
+
+    async fn read_resource(&self, req: ReadResourceRequest) -> ReadResourceResponse {
+        match self.session().await {
+            Ok(session) => secret_value::read(&session, req).await,
+            Err(diagnostics) => ReadResourceResponse {
+                diagnostics,
+                ..ReadResourceResponse::default()
+            },
+        }
+    }
+
+    async fn import_resource_state(&self, req: ImportRequest) -> ImportResponse {
+        match self.session().await {
+            Ok(session) => secret_value::import(&session, req).await,
+            Err(diagnostics) => ImportResponse {
+                diagnostics,
+                ..ImportResponse::default()
+            },
+        }
     }
 
     async fn validate_ephemeral_resource_config(
@@ -135,4 +203,9 @@ impl ProviderService for AtmosProvider {
             renew_at: None,
         }
     }
+}
+
+/// A known string attribute of an object value.
+pub(crate) fn string_attr(value: &Value, name: &str) -> Option<String> {
+    value.attr(name).and_then(Value::as_str).map(str::to_owned)
 }

@@ -11,6 +11,7 @@ use crate::protocol::value::{Type, Unknown, Value};
 use crate::resolve::{ResolveError, ResolvedSecret};
 
 use super::config::Session;
+use super::string_attr;
 
 /// The type name, for both the data source and the ephemeral resource.
 pub const TYPE_NAME: &str = "atmos_secret";
@@ -70,14 +71,14 @@ const COMPUTED: [&str; 4] = ["value", "scope", "store", "description"];
 pub fn validate(config: &Value) -> Diagnostics {
     let mut d = Diagnostics::new();
     for attr in ["name", "stack", "component"] {
-        if let Some(Value::String(s)) = config.attr(attr) {
-            if s.trim().is_empty() {
-                d.attribute_error(
-                    AttributePath::attr(attr),
-                    "Empty value",
-                    format!("`{attr}` must not be empty."),
-                );
-            }
+        if let Some(Value::String(s)) = config.attr(attr)
+            && s.trim().is_empty()
+        {
+            d.attribute_error(
+                AttributePath::attr(attr),
+                "Empty value",
+                format!("`{attr}` must not be empty."),
+            );
         }
     }
     d
@@ -102,10 +103,6 @@ fn unknown_result(config: &Value) -> Value {
     Value::Object(attrs)
 }
 
-fn string_attr(config: &Value, name: &str) -> Option<String> {
-    config.attr(name).and_then(Value::as_str).map(str::to_owned)
-}
-
 /// Turns a resolution failure into a diagnostic on the attribute at fault.
 pub fn resolve_diagnostic(err: &ResolveError) -> Diagnostics {
     let (attr, summary) = match err {
@@ -116,8 +113,43 @@ pub fn resolve_diagnostic(err: &ResolveError) -> Diagnostics {
         ResolveError::StackScopedWrite { .. } => ("component", "Secret is stack-scoped here"),
     };
     let mut d = Diagnostics::new();
-    d.attribute_error(AttributePath::attr(attr), summary, format!("{err}."));
+    d.attribute_error(
+        AttributePath::attr(attr),
+        summary,
+        sentence(&err.to_string()),
+    );
     d
+}
+
+/// Ends a message with a full stop unless it already ends in punctuation.
+pub fn sentence(text: &str) -> String {
+    if text.ends_with(['.', '?', '!']) {
+        text.to_owned()
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// For a name asked for at stack level that only component instances declare, says which ones,
+/// so the fix (set `component`) is obvious.
+fn component_hint(ws: &crate::resolve::Workspace, t: &Target) -> Option<String> {
+    if t.component.is_some() {
+        return None;
+    }
+    let components = ws.components(&t.stack).ok()?;
+    let declaring: Vec<String> = components
+        .into_iter()
+        .filter(|c| ws.resolve(&t.stack, Some(c), &t.name).is_ok())
+        .collect();
+    if declaring.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{:?} is declared for component instance(s) {} of this stack: set `component` to read \
+         an instance-scoped value.",
+        t.name,
+        declaring.join(", ")
+    ))
 }
 
 /// Where to look: the stack and component after provider defaults.
@@ -140,7 +172,11 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
     }
     let Some(name) = string_attr(config, "name") else {
         let mut d = Diagnostics::new();
-        d.attribute_error(AttributePath::attr("name"), "Missing name", "`name` is required.");
+        d.attribute_error(
+            AttributePath::attr("name"),
+            "Missing name",
+            "`name` is required.",
+        );
         return Err(d);
     };
     let Some(stack) = string_attr(config, "stack").or_else(|| session.default_stack.clone()) else {
@@ -152,8 +188,7 @@ pub fn target(session: &Session, config: &Value) -> Result<Option<Target>, Diagn
         );
         return Err(d);
     };
-    let component =
-        string_attr(config, "component").or_else(|| session.default_component.clone());
+    let component = string_attr(config, "component").or_else(|| session.default_component.clone());
     Ok(Some(Target {
         stack,
         component,
@@ -168,7 +203,15 @@ pub fn resolve(session: &Session, t: &Target) -> Result<Option<ResolvedSecret>, 
     };
     ws.resolve(&t.stack, t.component.as_deref(), &t.name)
         .map(Some)
-        .map_err(|e| resolve_diagnostic(&e))
+        .map_err(|e| {
+            let mut d = resolve_diagnostic(&e);
+            if let (ResolveError::Undeclared { .. }, Some(hint)) = (&e, component_hint(ws, t)) {
+                for diag in &mut d.0 {
+                    diag.detail = format!("{}\n\n{hint}", diag.detail);
+                }
+            }
+            d
+        })
 }
 
 /// Reads the secret a configuration names. Shared by the data source and the ephemeral resource.

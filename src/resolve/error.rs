@@ -63,26 +63,31 @@ pub enum ConfigError {
         message: String,
     },
     /// Two declarations land on the same native location in one store.
-    #[error(
-        "collision in {backend}: {location} is reached by {first_coordinate} (declared at {first}) and by {second_coordinate} (declared at {second})"
-    )]
-    Collision {
-        /// The store (or SOPS provider) name.
-        backend: String,
-        /// The native location both reach.
-        location: String,
-        /// The first declaration.
-        first: Origin,
-        /// Its coordinate.
-        first_coordinate: String,
-        /// The second declaration.
-        second: Origin,
-        /// Its coordinate.
-        second_coordinate: String,
-    },
+    #[error("{0}")]
+    Collision(Box<Collision>),
     /// Several problems, each on its own line.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<ConfigError>),
+}
+
+/// Two coordinates that one store would keep under one native name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "collision in {backend}: {location} is reached by {first_coordinate} (declared at {first}) and by {second_coordinate} (declared at {second})"
+)]
+pub struct Collision {
+    /// The store (or `SOPS files`).
+    pub backend: String,
+    /// The native location both reach.
+    pub location: String,
+    /// The first declaration.
+    pub first: Origin,
+    /// Its coordinate.
+    pub first_coordinate: String,
+    /// The second declaration.
+    pub second: Origin,
+    /// Its coordinate.
+    pub second_coordinate: String,
 }
 
 impl ConfigError {

@@ -101,6 +101,9 @@ pub struct ResolvedSecret {
 
 type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 
+/// A rendered `spec.file`: (template, stack, component, scope).
+type FileKey = (String, Option<String>, Option<String>, Scope);
+
 #[derive(Debug)]
 struct InstanceView {
     is_abstract: bool,
@@ -220,7 +223,13 @@ impl Workspace {
                 by_name.insert(s.name.clone(), i);
             }
         }
-        let mut errors = std::mem::take(&mut b.errors);
+        // A bad declaration in a shared catalog shows up in every stack importing it: once is
+        // enough.
+        let mut seen = HashSet::new();
+        let mut errors: Vec<ConfigError> = std::mem::take(&mut b.errors)
+            .into_iter()
+            .filter(|e| seen.insert(e.to_string()))
+            .collect();
         if errors.len() > MAX_ERRORS {
             let more = errors.len() - MAX_ERRORS;
             errors.truncate(MAX_ERRORS);
@@ -443,7 +452,7 @@ struct Builder<'c> {
     collisions: HashMap<(String, String), (Coordinate, Origin)>,
     reported: HashSet<(String, String, Coordinate)>,
     /// Rendered SOPS file templates.
-    files: HashMap<(String, Option<String>, Option<String>, Scope), Result<PathBuf, String>>,
+    files: HashMap<FileKey, Result<PathBuf, String>>,
 }
 
 /// `secrets.providers` of a section, merged over `base` name by name.
@@ -599,11 +608,20 @@ impl Builder<'_> {
                     }
                 }
             }
-            let mut visible = if inst.is_abstract {
-                BTreeMap::new()
-            } else {
-                stack_secrets.clone()
-            };
+            if inst.is_abstract {
+                // An abstract base may hold partial declarations (a description for a backend
+                // its instances choose); they are checked in every instance that inherits them.
+                components.insert(
+                    inst.name.clone(),
+                    InstanceView {
+                        is_abstract: true,
+                        secrets: BTreeMap::new(),
+                        providers,
+                    },
+                );
+                continue;
+            }
+            let mut visible = stack_secrets.clone();
             for (n, (m, attr)) in &layer {
                 let merged = match stack_raw_decls.get(n.as_str()) {
                     Some(wider) => declare::overlay(wider, m, true),
@@ -615,9 +633,6 @@ impl Builder<'_> {
                 else {
                     continue;
                 };
-                if inst.is_abstract {
-                    continue;
-                }
                 if let Some(s) = self
                     .locate(&decl, &name, Some(&inst.name), &providers)
                     .ok_or_push(&mut self.errors)
@@ -628,7 +643,7 @@ impl Builder<'_> {
             components.insert(
                 inst.name.clone(),
                 InstanceView {
-                    is_abstract: inst.is_abstract,
+                    is_abstract: false,
                     secrets: visible,
                     providers,
                 },
@@ -766,14 +781,15 @@ impl Builder<'_> {
                     .reported
                     .insert((slot.0.clone(), slot.1.clone(), coordinate.clone()))
                 {
-                    self.errors.push(ConfigError::Collision {
-                        backend: slot.0.clone(),
-                        location: location.to_string(),
-                        first: first_origin.clone(),
-                        first_coordinate: first_coord.to_string(),
-                        second: decl.origin.clone(),
-                        second_coordinate: coordinate.to_string(),
-                    });
+                    self.errors
+                        .push(ConfigError::Collision(Box::new(error::Collision {
+                            backend: slot.0.clone(),
+                            location: location.to_string(),
+                            first: first_origin.clone(),
+                            first_coordinate: first_coord.to_string(),
+                            second: decl.origin.clone(),
+                            second_coordinate: coordinate.to_string(),
+                        })));
                 }
             }
             Some(_) => {}
@@ -891,6 +907,7 @@ impl<T> OkOrPush<T> for Result<T, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -314,6 +314,7 @@ pub fn stays_inside(root: &Path, path: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

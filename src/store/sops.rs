@@ -21,21 +21,28 @@
 //! like a value with `sops.lastmodified` as additional data. Values under a key ending in the
 //! unencrypted suffix (`_unencrypted` by default) stay in clear but are still covered by the MAC.
 //!
-//! # What this implementation does not do like sops
+//! Supported metadata: `age`, `unencrypted_suffix` or `encrypted_suffix`, `mac_only_encrypted`;
+//! other key-wrapping entries (pgp, kms, ...) are kept untouched on rewrite.
 //!
-//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`); they are outside the MAC, so
-//!   files that have them decrypt fine here, but a rewrite by [`SopsStore`] drops them.
-//! - A rewrite encrypts every value with a fresh IV; sops keeps the IVs of unchanged values.
-//!   The data key and every key-wrapping entry (age, and any pgp/kms entries) are kept as they are.
-//! - Output layout: sops indents with 4 spaces; this writes serde_yaml_ng's 2-space layout.
+//! # Where this differs from sops
+//!
+//! - YAML comments: sops encrypts them (`#ENC[...,type:comment]`, or a list item of type
+//!   `comment` inside lists); they are outside the MAC, so files that have them decrypt here,
+//!   but a rewrite drops them.
+//! - A rewrite keeps the data key, every key-wrapping entry and the ciphertext of every unchanged
+//!   value, as sops does; changed values get a fresh IV.
+//! - Output layout follows sops (4-space indent, armored keys as literal blocks), but strings are
+//!   double-quoted unless plainly safe (`lastmodified`, `version`, clear values with spaces),
+//!   because Go's YAML reader would take an unquoted timestamp for a time.
 //! - Not supported (clear error): `key_groups`/Shamir, the `*_regex` encryption rules, JSON,
-//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys.
+//!   dotenv, INI and binary files, several YAML documents in one file, non-string map keys,
+//!   integers beyond 64-bit signed, age identities other than X25519 (plugins, SSH keys).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use aes_gcm::aead::consts::U32;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -239,6 +246,9 @@ pub struct SopsFile {
     lastmodified: String,
     /// Metadata entries this module does not interpret (pgp, kms, ...), kept on rewrite.
     other_metadata: Mapping,
+    /// The data as last read or written (ciphertexts only), so that a rewrite keeps the
+    /// ciphertext of every value that did not change, as sops does.
+    raw: Mapping,
 }
 
 impl std::fmt::Debug for SopsFile {
@@ -280,6 +290,7 @@ impl SopsFile {
             mac_only_encrypted: false,
             lastmodified: String::new(),
             other_metadata: Mapping::new(),
+            raw: Mapping::new(),
         })
     }
 
@@ -355,6 +366,7 @@ impl SopsFile {
             mac_only_encrypted,
             lastmodified,
             other_metadata: meta,
+            raw: top.clone(),
         };
 
         let mut mac = MacHasher::new(file.mac_only_encrypted);
@@ -400,6 +412,21 @@ impl SopsFile {
         self.age.iter().map(|a| a.recipient.as_str()).collect()
     }
 
+    /// The version id of one top-level key: a MAC of the key and its value under the file's data
+    /// key. It changes when that value changes (not when a neighbour does, as `lastmodified`
+    /// would), and, being keyed by a secret, says nothing about the value to whoever reads it.
+    pub fn key_version(&self, key: &str) -> Option<String> {
+        use hmac::Mac;
+        let text = self.data.get(key)?.to_atmos_text()?;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.data_key[..]).ok()?;
+        mac.update(b"atmos-sops-version\0");
+        mac.update(key.as_bytes());
+        mac.update(b"\0");
+        mac.update(text.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        Some(format!("k1-{}", hex::encode(&digest[..12])))
+    }
+
     /// `sops.lastmodified` as read, or as set by the last [`SopsFile::encrypt`]; empty for a new
     /// document that was never encrypted.
     pub fn lastmodified(&self) -> &str {
@@ -415,7 +442,7 @@ impl SopsFile {
         let mut out = Mapping::with_capacity(self.data.len() + 1);
         for (k, v) in &self.data {
             path.push(k.clone());
-            let node = self.encrypt_node(v, &mut path, &mut mac)?;
+            let node = self.encrypt_node(v, self.raw.get(k.as_str()), &mut path, &mut mac)?;
             path.pop();
             out.insert(Yaml::String(k.clone()), node);
         }
@@ -465,8 +492,10 @@ impl SopsFile {
                     .collect(),
             ),
         );
-        let text = serde_yaml_ng::to_string(&Yaml::Mapping(out))
-            .map_err(|e| SopsError::Crypto(format!("YAML output: {e}")))?;
+        let mut text = String::new();
+        emit::mapping(&mut text, &out, 0);
+        out.shift_remove("sops");
+        self.raw = out;
         self.lastmodified = lastmodified;
         Ok(text)
     }
@@ -494,10 +523,7 @@ impl SopsFile {
                 for item in items {
                     // sops 3.x writes a comment inside a list as an encrypted list item of type
                     // `comment`; it is not data and not part of the MAC.
-                    if let Yaml::String(s) = &item
-                        && s.starts_with("ENC[")
-                        && s.ends_with(",type:comment]")
-                    {
+                    if is_list_comment(&item) {
                         continue;
                     }
                     out.push(self.decrypt_node(item, path, mac)?);
@@ -543,28 +569,40 @@ impl SopsFile {
         }
     }
 
+    /// Encrypts one node; `prior` is the node at the same place in the file as last read or
+    /// written, whose ciphertext is kept when it still decrypts to the same value.
     fn encrypt_node(
         &self,
         value: &SopsValue,
+        prior: Option<&Yaml>,
         path: &mut Vec<String>,
         mac: &mut MacHasher,
     ) -> Result<Yaml, SopsError> {
         match value {
             SopsValue::Map(m) => {
+                let prior = prior.and_then(Yaml::as_mapping);
                 let mut out = Mapping::with_capacity(m.len());
                 for (k, v) in m {
                     path.push(k.clone());
-                    let node = self.encrypt_node(v, path, mac)?;
+                    let node =
+                        self.encrypt_node(v, prior.and_then(|p| p.get(k.as_str())), path, mac)?;
                     path.pop();
                     out.insert(Yaml::String(k.clone()), node);
                 }
                 Ok(Yaml::Mapping(out))
             }
-            SopsValue::List(items) => items
-                .iter()
-                .map(|v| self.encrypt_node(v, path, mac))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Yaml::Sequence),
+            SopsValue::List(items) => {
+                let prior: Vec<&Yaml> = prior
+                    .and_then(Yaml::as_sequence)
+                    .map(|p| p.iter().filter(|y| !is_list_comment(y)).collect())
+                    .unwrap_or_default();
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.encrypt_node(v, prior.get(i).copied(), path, mac))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Yaml::Sequence)
+            }
             SopsValue::Null => Ok(Yaml::Null),
             leaf => {
                 let encrypted = self.rule.encrypts(&path_refs(path));
@@ -585,10 +623,21 @@ impl SopsFile {
                 {
                     return Ok(Yaml::String(String::new()));
                 }
-                encrypt_leaf(leaf, &self.data_key, &aad(path)).map(Yaml::String)
+                let aad = aad(path);
+                if let Some(Yaml::String(enc)) = prior
+                    && decrypt_leaf(enc, &self.data_key, &aad).is_ok_and(|old| old == *leaf)
+                {
+                    return Ok(Yaml::String(enc.clone()));
+                }
+                encrypt_leaf(leaf, &self.data_key, &aad).map(Yaml::String)
             }
         }
     }
+}
+
+/// sops 3.x writes a comment inside a list as an encrypted list item of type `comment`.
+fn is_list_comment(item: &Yaml) -> bool {
+    matches!(item, Yaml::String(s) if s.starts_with("ENC[") && s.ends_with(",type:comment]"))
 }
 
 fn path_refs(path: &[String]) -> Vec<&str> {
@@ -833,16 +882,23 @@ fn unwrap_data_key(
     identities: &[age::x25519::Identity],
 ) -> Result<Zeroizing<[u8; 32]>, SopsError> {
     let ids = || identities.iter().map(|i| i as &dyn age::Identity);
+    // A wrapped key that an identity opens but that fails authentication is tampered, not a
+    // missing key; remember it in case no other entry works.
+    let mut damaged = None;
     for entry in entries {
         let reader = age::armor::ArmoredReader::new(entry.enc.as_bytes());
-        let Ok(decryptor) = age::Decryptor::new(reader) else {
-            continue;
-        };
-        let Ok(mut r) = decryptor.decrypt(ids()) else {
-            continue;
+        let opened = age::Decryptor::new(reader).and_then(|d| d.decrypt(ids()));
+        let mut r = match opened {
+            Ok(r) => r,
+            Err(age::DecryptError::NoMatchingKeys) => continue,
+            Err(e) => {
+                damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
+                continue;
+            }
         };
         let mut key = Zeroizing::new(Vec::with_capacity(33));
-        if r.read_to_end(&mut key).is_err() {
+        if let Err(e) = r.read_to_end(&mut key) {
+            damaged.get_or_insert_with(|| (entry.recipient.clone(), e.to_string()));
             continue;
         }
         let key: [u8; 32] = key.as_slice().try_into().map_err(|_| {
@@ -852,6 +908,11 @@ fn unwrap_data_key(
             ))
         })?;
         return Ok(Zeroizing::new(key));
+    }
+    if let Some((recipient, why)) = damaged {
+        return Err(SopsError::Integrity(format!(
+            "the data key wrapped for {recipient} cannot be unwrapped: {why}"
+        )));
     }
     Err(SopsError::NoMatchingIdentity {
         recipients: entries.iter().map(|e| e.recipient.clone()).collect(),
@@ -898,11 +959,17 @@ type Cached = Arc<Option<SopsFile>>;
 ///
 /// `delete` of the last key leaves a valid SOPS file with an empty data map (it keeps the file's
 /// recipients for later writes, and `sops -d` still opens it).
+///
+/// The version of a value is the file's `sops.lastmodified`: it changes whenever any key of the
+/// file is written, and has one-second resolution (two writes within a second share it). A null
+/// value reads as unset.
+///
+/// The per-file lock covers writers in this process only; a concurrent `sops` edit of the same
+/// file from another process can still be overwritten (last writer wins).
 pub struct SopsStore {
     identities: Vec<age::x25519::Identity>,
     recipients: Vec<age::x25519::Recipient>,
     cache: Mutex<HashMap<PathBuf, Cached>>,
-    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for SopsStore {
@@ -923,7 +990,8 @@ impl std::fmt::Debug for SopsStore {
 
 impl SopsStore {
     /// A store reading identities from `key_file`, or when it is `None` from the file named by
-    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`. New files are encrypted for `recipients`
+    /// `SOPS_AGE_KEY_FILE`, or from `SOPS_AGE_KEY`, or from sops' default key file
+    /// (`$XDG_CONFIG_HOME/sops/age/keys.txt`). New files are encrypted for `recipients`
     /// (`age1...`), or for the identities' own public keys when the list is empty.
     pub fn open(key_file: Option<&Path>, recipients: &[String]) -> Result<Self, StoreError> {
         Self::open_with_env(key_file, recipients, |name| std::env::var(name).ok())
@@ -935,23 +1003,7 @@ impl SopsStore {
         recipients: &[String],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StoreError> {
-        let (source, text) = match key_file {
-            Some(path) => (path.display().to_string(), read_key_file(path)?),
-            None => match env(SOPS_AGE_KEY_FILE_ENV).filter(|s| !s.is_empty()) {
-                Some(path) => (
-                    format!("{} ({SOPS_AGE_KEY_FILE_ENV})", path),
-                    read_key_file(Path::new(&path))?,
-                ),
-                None => match env(SOPS_AGE_KEY_ENV).filter(|s| !s.is_empty()) {
-                    Some(text) => (SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)),
-                    None => {
-                        return Err(StoreError::Config(format!(
-                            "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or {SOPS_AGE_KEY_ENV}"
-                        )));
-                    }
-                },
-            },
-        };
+        let (source, text) = key_source(key_file, &env)?;
         let identities = parse_identities(&text)
             .map_err(|m| StoreError::Config(format!("sops/age: age key from {source}: {m}")))?;
         let recipients = recipients
@@ -983,12 +1035,15 @@ impl SopsStore {
             identities,
             recipients,
             cache: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The lock of one file, shared by every store in the process (two stores may name the same
+    /// file).
     fn file_lock(&self, file: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+            LazyLock::new(Default::default);
+        let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(file.to_path_buf()).or_default().clone()
     }
 
@@ -1085,6 +1140,39 @@ impl SopsStore {
     }
 }
 
+/// Where the identities come from: the configured file, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`,
+/// then sops' default `$XDG_CONFIG_HOME/sops/age/keys.txt` (`~/.config/...` without it), when
+/// that file exists. Returns a description of the source (never the key) and the text.
+fn key_source(
+    key_file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(String, Zeroizing<String>), StoreError> {
+    if let Some(path) = key_file {
+        return Ok((path.display().to_string(), read_key_file(path)?));
+    }
+    let set = |name: &str| env(name).filter(|s| !s.is_empty());
+    if let Some(path) = set(SOPS_AGE_KEY_FILE_ENV) {
+        let text = read_key_file(Path::new(&path))?;
+        return Ok((format!("{path} ({SOPS_AGE_KEY_FILE_ENV})"), text));
+    }
+    if let Some(text) = set(SOPS_AGE_KEY_ENV) {
+        return Ok((SOPS_AGE_KEY_ENV.to_owned(), Zeroizing::new(text)));
+    }
+    let config_dir = set("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(default) = config_dir.map(|d| d.join("sops/age/keys.txt"))
+        && default.is_file()
+    {
+        let text = read_key_file(&default)?;
+        return Ok((default.display().to_string(), text));
+    }
+    Err(StoreError::Config(format!(
+        "sops/age: no age key: set the store's key file, {SOPS_AGE_KEY_FILE_ENV} or \
+         {SOPS_AGE_KEY_ENV}, or create $XDG_CONFIG_HOME/sops/age/keys.txt"
+    )))
+}
+
 fn read_key_file(path: &Path) -> Result<Zeroizing<String>, StoreError> {
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
@@ -1112,8 +1200,12 @@ fn to_store_error(file: &Path, e: SopsError) -> StoreError {
 }
 
 /// Replaces `path` with `bytes`: a temporary file in the same directory, fsync, rename, fsync of
-/// the directory. An existing file's permissions are kept; a new file is private (0600).
+/// the directory. An existing file's permissions are kept; a new file is private (0600). Missing
+/// parent directories are created.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Through a symlink, replace its target rather than the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -1132,9 +1224,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(&dir)?.sync_all()
 }
 
-fn sops_location(location: &Location) -> Result<(&Path, &str), StoreError> {
+/// The file (made absolute, so that one file has one cache entry and one lock) and the key.
+fn sops_location(location: &Location) -> Result<(PathBuf, &str), StoreError> {
     match location {
-        Location::SopsKey { file, key } => Ok((file.as_path(), key.as_str())),
+        Location::SopsKey { file, key } => {
+            let file = std::path::absolute(file).map_err(|e| StoreError::Other {
+                location: location.to_string(),
+                message: format!("cannot resolve the path: {e}"),
+            })?;
+            Ok((file, key.as_str()))
+        }
         Location::Named(name) => Err(StoreError::Config(format!(
             "sops/age: `{name}` is not a SOPS file location (file and key)"
         ))),
@@ -1149,7 +1248,7 @@ impl SecretStore for SopsStore {
 
     async fn read(&self, location: &Location) -> Result<Option<Versioned>, StoreError> {
         let (file, key) = sops_location(location)?;
-        let entry = self.get(file).await?;
+        let entry = self.get(&file).await?;
         let Some(sops) = entry.as_ref() else {
             return Ok(None);
         };
@@ -1158,7 +1257,7 @@ impl SecretStore for SopsStore {
         };
         Ok(Some(Versioned {
             value: SecretValue::new(std::mem::take(&mut *text)),
-            version: Some(sops.lastmodified().to_owned()),
+            version: sops.key_version(key),
         }))
     }
 
@@ -1166,7 +1265,7 @@ impl SecretStore for SopsStore {
         let (file, key) = sops_location(location)?;
         // Atmos passes strings: a value that looks like JSON is still stored as a string.
         let version = self
-            .modify(file, true, |data| {
+            .modify(&file, true, |data| {
                 let new = SopsValue::string(value.expose());
                 if data.get(key) == Some(&new) {
                     return false;
@@ -1175,22 +1274,34 @@ impl SecretStore for SopsStore {
                 true
             })
             .await?;
-        version.ok_or_else(|| StoreError::Other {
-            location: location.to_string(),
-            message: "the file vanished during the write".to_owned(),
-        })
+        if version.is_none() {
+            return Err(StoreError::Other {
+                location: location.to_string(),
+                message: "the file vanished during the write".to_owned(),
+            });
+        }
+        // The per-key version of what is now in the file (cached by `modify`).
+        let entry = self.get(&file).await?;
+        entry
+            .as_ref()
+            .as_ref()
+            .and_then(|sops| sops.key_version(key))
+            .ok_or_else(|| StoreError::Other {
+                location: location.to_string(),
+                message: "the value is missing right after the write".to_owned(),
+            })
     }
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {
         let (file, key) = sops_location(location)?;
-        self.modify(file, false, |data| data.shift_remove(key).is_some())
+        self.modify(&file, false, |data| data.shift_remove(key).is_some())
             .await?;
         Ok(())
     }
 
     async fn exists(&self, location: &Location) -> Result<bool, StoreError> {
         let (file, key) = sops_location(location)?;
-        let entry = self.get(file).await?;
+        let entry = self.get(&file).await?;
         Ok(entry
             .as_ref()
             .as_ref()
@@ -1199,7 +1310,175 @@ impl SecretStore for SopsStore {
     }
 }
 
+/// A small YAML emitter with the layout sops writes (4-space indent, sequences indented under
+/// their key, armored keys as literal blocks). It exists because serde_yaml_ng resolves plain
+/// scalars by YAML 1.2 rules while sops (Go yaml.v3) also reads timestamps: an unquoted
+/// `lastmodified` or date-like string would come back as a time. So every string that is not
+/// plainly safe is double-quoted.
+mod emit {
+    use serde_yaml_ng::{Mapping, Value as Yaml};
+
+    pub(super) fn mapping(out: &mut String, m: &Mapping, indent: usize) {
+        for (i, (k, v)) in m.iter().enumerate() {
+            // In a sequence item the first key follows the `- ` already written.
+            if i > 0 || !out.ends_with("- ") {
+                pad(out, indent);
+            }
+            match k {
+                Yaml::String(k) => string(out, k),
+                other => scalar(out, other),
+            }
+            out.push(':');
+            value(out, v, indent);
+        }
+    }
+
+    /// A value after `key:` or `- `.
+    fn value(out: &mut String, v: &Yaml, indent: usize) {
+        let after_dash = out.ends_with("- ");
+        match v {
+            Yaml::Mapping(m) if !m.is_empty() => {
+                if after_dash {
+                    mapping(out, m, indent + 2);
+                } else {
+                    out.push('\n');
+                    mapping(out, m, indent + 4);
+                }
+            }
+            Yaml::Sequence(items) if !items.is_empty() => {
+                if after_dash {
+                    sequence(out, items, indent + 2);
+                } else {
+                    out.push('\n');
+                    sequence(out, items, indent + 4);
+                }
+            }
+            Yaml::String(s) if literal_block_ok(s) => {
+                if !after_dash {
+                    out.push(' ');
+                }
+                out.push_str("|\n");
+                for line in s.lines() {
+                    pad(out, indent + 4);
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            other => {
+                if !after_dash {
+                    out.push(' ');
+                }
+                scalar(out, other);
+                out.push('\n');
+            }
+        }
+    }
+
+    fn sequence(out: &mut String, items: &[Yaml], indent: usize) {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 || !out.ends_with("- ") {
+                pad(out, indent);
+            }
+            out.push_str("- ");
+            value(out, item, indent);
+        }
+    }
+
+    fn pad(out: &mut String, indent: usize) {
+        out.extend(std::iter::repeat_n(' ', indent));
+    }
+
+    fn scalar(out: &mut String, v: &Yaml) {
+        match v {
+            Yaml::Null => out.push_str("null"),
+            Yaml::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Yaml::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    out.push_str(&i.to_string());
+                } else if let Some(u) = n.as_u64() {
+                    out.push_str(&u.to_string());
+                } else {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if f.is_nan() {
+                        out.push_str(".nan");
+                    } else if f.is_infinite() {
+                        out.push_str(if f > 0.0 { ".inf" } else { "-.inf" });
+                    } else {
+                        // Debug keeps a `.0` or an exponent, so the number reads back as a float.
+                        out.push_str(&format!("{f:?}"));
+                    }
+                }
+            }
+            Yaml::String(s) => string(out, s),
+            Yaml::Mapping(_) => out.push_str("{}"),
+            Yaml::Sequence(_) => out.push_str("[]"),
+            Yaml::Tagged(_) => out.push_str("null"),
+        }
+    }
+
+    /// Writes a string plain when no YAML reader can take it for anything else, quoted otherwise.
+    pub(super) fn string(out: &mut String, s: &str) {
+        if plain_ok(s) {
+            out.push_str(s);
+            return;
+        }
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                // Control characters, and the characters YAML readers treat as line breaks or
+                // byte-order marks, are escaped so they survive reading.
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                    out.push_str(&format!("\\u{:04X}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn plain_ok(s: &str) -> bool {
+        if let Some(body) = s
+            .strip_prefix("ENC[AES256_GCM,")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            return body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | ':' | ','));
+        }
+        let Some(first) = s.chars().next() else {
+            return false;
+        };
+        (first.is_ascii_alphabetic() || first == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            && !matches!(
+                s.to_ascii_lowercase().as_str(),
+                "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
+            )
+    }
+
+    /// Literal blocks only for simple text ending in one newline (the armored age files).
+    fn literal_block_ok(s: &str) -> bool {
+        s.ends_with('\n')
+            && !s.ends_with("\n\n")
+            && s.lines().all(|l| {
+                !l.is_empty()
+                    && !l.starts_with([' ', '\t'])
+                    && !l.ends_with([' ', '\t'])
+                    && !l.chars().any(|c| {
+                        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+                    })
+            })
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1302,13 +1581,16 @@ mod tests {
     fn round_trips_a_tree_in_order() {
         let (text, ids) = encrypted_sample();
         assert!(!text.contains("hunter2"), "plaintext leaked into the file");
-        assert!(text.contains("note_unencrypted: in clear"), "{text}");
+        assert!(text.contains("note_unencrypted: \"in clear\""), "{text}");
         assert!(
             text.contains("empty: ''") || text.contains("empty: \"\""),
             "{text}"
         );
         assert!(text.contains("unencrypted_suffix: _unencrypted"));
-        assert!(text.contains(&format!("version: {SOPS_FORMAT_VERSION}")));
+        assert!(
+            text.contains(&format!("    version: \"{SOPS_FORMAT_VERSION}\"\n")),
+            "{text}"
+        );
         let back = SopsFile::decrypt(&text, &ids).unwrap();
         assert_eq!(back.data(), &sample_tree());
         assert_eq!(back.recipients(), vec![ids[0].to_public().to_string()]);
@@ -1326,6 +1608,47 @@ mod tests {
         assert_eq!(again.age, enc_before);
         assert_eq!(s(&again.data()["added"]), "v");
         assert_eq!(again.data().len(), 8);
+    }
+
+    /// Every `ENC[...]` value of a document except comments and the MAC.
+    fn value_ciphertexts(text: &str) -> Vec<&str> {
+        let mac = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("mac: "))
+            .unwrap();
+        text.match_indices("ENC[AES256_GCM,")
+            .map(|(at, _)| &text[at..at + text[at..].find(']').unwrap() + 1])
+            .filter(|e| !e.ends_with("type:comment]") && !mac.contains(e))
+            .collect()
+    }
+
+    #[test]
+    fn rewrite_keeps_the_ciphertext_of_unchanged_values_only() {
+        let mut file = SopsFile::decrypt(FIXTURE, &fixture_ids()).unwrap();
+        let multi = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("multi: "))
+                .unwrap()
+                .to_owned()
+        };
+        file.data_mut()
+            .insert("multi".into(), SopsValue::string("changed"));
+        let text = file.encrypt(Utc::now()).unwrap();
+        let kept = value_ciphertexts(&text);
+        let old_multi = multi(FIXTURE);
+        for enc in value_ciphertexts(FIXTURE) {
+            if old_multi.contains(enc) {
+                assert!(
+                    !kept.contains(&enc),
+                    "the changed value kept its ciphertext"
+                );
+            } else {
+                assert!(kept.contains(&enc), "an unchanged value was re-encrypted");
+            }
+        }
+        assert_eq!(kept.len(), value_ciphertexts(FIXTURE).len());
+        let back = SopsFile::decrypt(&text, &fixture_ids()).unwrap();
+        assert_eq!(s(&back.data()["multi"]), "changed");
     }
 
     #[test]
@@ -1384,7 +1707,7 @@ mod tests {
                 text.lines()
                     .map(|l| {
                         if l.trim_start().starts_with("lastmodified:") {
-                            "  lastmodified: '2001-01-01T00:00:00Z'".to_owned()
+                            "    lastmodified: '2001-01-01T00:00:00Z'".to_owned()
                         } else {
                             l.to_owned()
                         }
@@ -1408,6 +1731,21 @@ mod tests {
         assert!(msg.contains(&ids[0].to_public().to_string()), "{msg}");
         assert!(msg.contains("no age identity matches"), "{msg}");
         assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_tampered_wrapped_data_key_is_an_integrity_error() {
+        let (text, ids) = encrypted_sample();
+        // Flip a character in the middle of the armored age file (header or payload).
+        let begin = text.find("-----BEGIN AGE ENCRYPTED FILE-----").unwrap();
+        let line_start = begin + text[begin..].find('\n').unwrap() + 1;
+        let line_start = line_start + text[line_start..].find('\n').unwrap() + 1;
+        let at = line_start + text[line_start..].find(|c: char| c != ' ').unwrap() + 10;
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let err = SopsFile::decrypt(&tampered, &ids).unwrap_err();
+        assert!(matches!(err, SopsError::Integrity(_)), "{err}");
     }
 
     #[test]
@@ -1516,6 +1854,64 @@ mod tests {
         assert!(parse_identities("# only a comment\n").is_err());
     }
 
+    #[test]
+    fn emitted_yaml_reads_back_identically() {
+        let strings = [
+            "",
+            "plain",
+            "2001-12-14",
+            "2026-11-22T13:17:06Z",
+            "3.13.1",
+            "123",
+            "-1",
+            "true",
+            "Yes",
+            "null",
+            "~",
+            "a: b",
+            "- x",
+            "# not a comment",
+            "two\nlines\n",
+            "trailing \n",
+            "quote \" and \\ backslash",
+            "tab\there",
+            "\u{7}bell",
+            "line\u{2028}sep",
+            "ünïcödé",
+            "{\"json\": [1]}",
+            "ENC[AES256_GCM,data:abc=,iv:x,tag:y,type:str]",
+            "@at",
+            "`tick",
+        ];
+        let mut m = Mapping::new();
+        for (i, s) in strings.iter().enumerate() {
+            m.insert(Yaml::String(format!("k{i}")), Yaml::String((*s).to_owned()));
+            m.insert(Yaml::String((*s).to_owned()), Yaml::Number(i.into()));
+        }
+        m.insert("f".into(), Yaml::Number(2.0.into()));
+        m.insert("g".into(), Yaml::Number(1e-7.into()));
+        m.insert(
+            "list".into(),
+            Yaml::Sequence(vec![
+                Yaml::Sequence(vec![Yaml::Bool(true), Yaml::Null]),
+                Yaml::Mapping(Mapping::from_iter([
+                    ("a".into(), "1".into()),
+                    ("b".into(), Yaml::Sequence(vec![])),
+                ])),
+                Yaml::Mapping(Mapping::new()),
+            ]),
+        );
+        let mut text = String::new();
+        emit::mapping(&mut text, &m, 0);
+        let back: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back, Yaml::Mapping(m), "{text}");
+        assert!(text.contains("k2: \"2001-12-14\""), "{text}");
+        assert!(
+            text.contains("list:\n    - - true\n      - null\n    - a: \"1\"\n      b: []\n"),
+            "{text}"
+        );
+    }
+
     // ---- SopsStore ----
 
     fn loc(file: &Path, key: &str) -> Location {
@@ -1613,11 +2009,39 @@ mod tests {
             "{db}"
         );
         let v = st.read(&loc(&file, "multi")).await.unwrap().unwrap();
-        let lm = SopsFile::decrypt(FIXTURE, &fixture_ids())
+        let expected = SopsFile::decrypt(FIXTURE, &fixture_ids())
             .unwrap()
-            .lastmodified()
-            .to_owned();
-        assert_eq!(v.version.as_deref(), Some(lm.as_str()));
+            .key_version("multi");
+        assert_eq!(v.version, expected);
+    }
+
+    #[tokio::test]
+    async fn a_key_version_changes_with_its_own_value_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        let st = SopsStore::new(fixture_ids(), vec![]);
+        let a = loc(&file, "A");
+        let b = loc(&file, "B");
+        let va1 = st.write(&a, &SecretValue::new("one".into())).await.unwrap();
+        let vb1 = st.write(&b, &SecretValue::new("x".into())).await.unwrap();
+        // Writing B leaves A's version alone (lastmodified would have changed).
+        let va_after_b = st.read(&a).await.unwrap().unwrap().version.unwrap();
+        assert_eq!(va1, va_after_b);
+        // Writing A again with the same value keeps its version; a new value changes it.
+        assert_eq!(
+            st.write(&a, &SecretValue::new("one".into())).await.unwrap(),
+            va1
+        );
+        let va2 = st.write(&a, &SecretValue::new("two".into())).await.unwrap();
+        assert_ne!(va1, va2);
+        assert_ne!(va1, vb1);
+        // Versions do not reveal the value: a fresh process (store) sees the same id, which is a
+        // keyed MAC, and no unsalted hash of the value appears in it.
+        let fresh = SopsStore::new(fixture_ids(), vec![]);
+        assert_eq!(fresh.read(&a).await.unwrap().unwrap().version.unwrap(), va2);
+        use sha2::Digest;
+        let plain = hex::encode(sha2::Sha256::digest(b"two"));
+        assert!(!plain.contains(va2.trim_start_matches("k1-")));
     }
 
     #[tokio::test]
@@ -1701,10 +2125,21 @@ mod tests {
         assert_eq!(recipient_of(&st), other.to_public().to_string());
         let err = SopsStore::open_with_env(None, &[], env(None, None)).unwrap_err();
         assert!(err.to_string().contains(SOPS_AGE_KEY_FILE_ENV), "{err}");
+        // sops' default location, last.
+        let xdg = dir.path().join("xdg");
+        std::fs::create_dir_all(xdg.join("sops/age")).unwrap();
+        std::fs::write(xdg.join("sops/age/keys.txt"), &other_text).unwrap();
+        let xdg_env = |n: &str| (n == "XDG_CONFIG_HOME").then(|| xdg.display().to_string());
+        let st = SopsStore::open_with_env(None, &[], xdg_env).unwrap();
+        assert_eq!(recipient_of(&st), other.to_public().to_string());
 
         let configured = other.to_public().to_string();
-        let st = SopsStore::open_with_env(Some(&key_path), &[configured.clone()], env(None, None))
-            .unwrap();
+        let st = SopsStore::open_with_env(
+            Some(&key_path),
+            std::slice::from_ref(&configured),
+            env(None, None),
+        )
+        .unwrap();
         assert_eq!(recipient_of(&st), configured);
         let err = SopsStore::open_with_env(Some(&key_path), &["nope".into()], env(None, None))
             .unwrap_err();
