@@ -4,8 +4,11 @@
 
 mod support;
 
+use std::net::TcpListener;
+
 use serde_json::json;
-use support::peers::{Moto, OpenBao, http, unique_name};
+use support::peer_command;
+use support::peers::{Moto, NotReady, OpenBao, STARTUP_TIMEOUT, ServerProcess, http, unique_name};
 
 #[test]
 fn moto_stores_ssm_secure_strings_and_secrets_manager_secrets() {
@@ -88,4 +91,22 @@ fn dropping_a_server_stops_it() {
         http(port, "GET", "/moto-api/", &[], b"").is_err(),
         "moto (pid {pid}) still answers on port {port} after its handle was dropped"
     );
+}
+
+#[test]
+fn a_server_that_exits_during_startup_reports_its_own_output() {
+    // Hold a port so that moto cannot bind it.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("local address").port();
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let mut cmd = peer_command("moto_server", dir.path());
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let mut server = ServerProcess::spawn("moto", cmd, dir);
+    match server.wait_ready(STARTUP_TIMEOUT, || Ok(false)) {
+        Err(NotReady::Exited(message)) => assert!(
+            message.contains("Address already in use") && message.contains(&port.to_string()),
+            "the failure should carry moto's own stderr:\n{message}"
+        ),
+        other => panic!("expected moto to exit on a taken port, got {other:?}"),
+    }
 }
