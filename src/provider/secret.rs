@@ -261,7 +261,7 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
         Err(e) => {
             resp.diagnostics.error(
                 format!("Cannot open store {store_name:?}"),
-                format!("Secret {:?}: {e}.", resolved.name),
+                sentence(&format!("Secret {:?}: {e}", resolved.name)),
             );
             return resp;
         }
@@ -289,7 +289,10 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
             resp.diagnostics.attribute_error(
                 AttributePath::attr("name"),
                 "Reading the secret failed",
-                format!("Secret {:?} from {store_name:?}: {e}.", resolved.name),
+                sentence(&format!(
+                    "Secret {:?} from {store_name:?}: {e}",
+                    resolved.name
+                )),
             );
             return resp;
         }
@@ -313,9 +316,28 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
     resp
 }
 
+
 fn place(r: &ResolvedSecret) -> String {
     match &r.component {
         Some(c) => format!("component {c:?} of stack {:?}", r.stack),
         None => format!("stack {:?}", r.stack),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn sentence_adds_one_full_stop() {
+        assert_eq!(
+            sentence("stack \"x\" not found"),
+            "stack \"x\" not found."
+        );
+        assert_eq!(
+            sentence("did you mean \"prod\"?"),
+            "did you mean \"prod\"?"
+        );
+        assert_eq!(sentence("done."), "done.");
     }
 }

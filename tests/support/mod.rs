@@ -14,6 +14,9 @@
 // Each test file uses a different part of the harness; the rest would be reported as dead code.
 #![allow(dead_code)]
 
+/// A go-plugin gRPC client for the provider binary (tests that talk to it without OpenTofu).
+pub mod plugin;
+
 use std::{
     env,
     ffi::{OsStr, OsString},
