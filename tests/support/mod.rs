@@ -17,6 +17,9 @@
 /// A go-plugin gRPC client for the provider binary (tests that talk to it without OpenTofu).
 pub mod plugin;
 
+/// Secret backends (moto, OpenBao) as real servers on 127.0.0.1 for the store tests.
+pub mod peers;
+
 use std::{
     env,
     ffi::{OsStr, OsString},
@@ -31,8 +34,6 @@ use std::{
 };
 
 use tempfile::TempDir;
-
-pub mod peers;
 
 /// The provider's source address in every test configuration. A made-up `localhost` host keeps
 /// OpenTofu and Terraform from disagreeing about the default registry, and off the network.
