@@ -17,6 +17,9 @@
 /// A go-plugin gRPC client for the provider binary (tests that talk to it without OpenTofu).
 pub mod plugin;
 
+/// Secret backends (moto, OpenBao) as real servers on 127.0.0.1 for the store tests.
+pub mod peers;
+
 use std::{
     env,
     ffi::{OsStr, OsString},
@@ -75,7 +78,7 @@ pub fn peer(name: &str) -> PathBuf {
     assert!(
         is_executable(&path),
         "peer `{name}` is missing: {} is not an executable file.\n\
-         Run `scripts/peers` (it builds tofu, sops, age and age-keygen into $TPA_CACHE/bin, \
+         Run `scripts/peers` (it installs every peer into $TPA_CACHE/bin, \
          default ~/.cache/terraform-provider-atmos/bin); set TPA_CACHE if you keep them elsewhere.",
         path.display()
     );
