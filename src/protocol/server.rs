@@ -83,6 +83,21 @@ impl<P: ProviderService> ProviderServer<P> {
     }
 }
 
+impl<P: ProviderService> ProviderServer<P> {
+    /// The schema of `type_name` and `config` decoded against it.
+    fn decode_config(
+        &self,
+        kind: Kind,
+        type_name: &str,
+        config: Option<&pb::DynamicValue>,
+    ) -> Result<(&Schema, Type, Value), Diagnostics> {
+        let schema = self.schema_of(kind, type_name)?;
+        let ty = schema.implied_type();
+        let config = decode(config, &ty, "configuration")?;
+        Ok((schema, ty, config))
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Resource,
@@ -416,19 +431,15 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
         req: Request<pb::validate_data_resource_config::Request>,
     ) -> Rpc<pb::validate_data_resource_config::Response> {
         let req = req.into_inner();
-        let diags = match self.schema_of(Kind::DataSource, &req.type_name) {
-            Ok(schema) => {
-                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
-                    Ok(config) => {
-                        self.guarded(
-                            self.provider
-                                .validate_data_source_config(&req.type_name, config),
-                            |d| d,
-                        )
-                        .await
-                    }
-                    Err(d) => d,
-                }
+        let diags = match self.decode_config(Kind::DataSource, &req.type_name, req.config.as_ref())
+        {
+            Ok((_, _, config)) => {
+                self.guarded(
+                    self.provider
+                        .validate_data_source_config(&req.type_name, config),
+                    |d| d,
+                )
+                .await
             }
             Err(d) => d,
         };
@@ -442,25 +453,16 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
         req: Request<pb::read_data_source::Request>,
     ) -> Rpc<pb::read_data_source::Response> {
         let req = req.into_inner();
-        let schema = match self.schema_of(Kind::DataSource, &req.type_name) {
-            Ok(s) => s,
-            Err(d) => {
-                return Ok(Response::new(pb::read_data_source::Response {
-                    diagnostics: diagnostics(&d),
-                    ..Default::default()
-                }));
-            }
-        };
-        let ty = schema.implied_type();
-        let config = match decode(req.config.as_ref(), &ty, "configuration") {
-            Ok(c) => c,
-            Err(d) => {
-                return Ok(Response::new(pb::read_data_source::Response {
-                    diagnostics: diagnostics(&d),
-                    ..Default::default()
-                }));
-            }
-        };
+        let (_, ty, config) =
+            match self.decode_config(Kind::DataSource, &req.type_name, req.config.as_ref()) {
+                Ok(v) => v,
+                Err(d) => {
+                    return Ok(Response::new(pb::read_data_source::Response {
+                        diagnostics: diagnostics(&d),
+                        ..Default::default()
+                    }));
+                }
+            };
         let read = ReadRequest {
             type_name: req.type_name.clone(),
             config,
@@ -491,39 +493,30 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
     ) -> Rpc<pb::validate_resource_config::Response> {
         let req = req.into_inner();
         let caps = capabilities(req.client_capabilities.as_ref());
-        let diags = match self.schema_of(Kind::Resource, &req.type_name) {
-            Ok(schema) => {
-                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
-                    Ok(config) => {
-                        let mut diags = Diagnostics::new();
-                        if !caps.write_only_attributes_allowed {
-                            for path in
-                                write_only_paths_set(&config, &schema.block, &AttributePath::root())
-                            {
-                                diags.attribute_error(
-                                path,
-                                "Write-only attribute not supported by this client",
-                                "This attribute is write-only, which needs OpenTofu 1.11 or later \
-                                 (or Terraform 1.11 or later). Upgrade, or use the non-write-only \
-                                 attribute instead.",
-                            );
-                            }
-                        }
-                        diags.extend(
-                            self.guarded(
-                                self.provider.validate_resource_config(
-                                    &req.type_name,
-                                    config,
-                                    caps,
-                                ),
-                                |d| d,
-                            )
-                            .await,
+        let diags = match self.decode_config(Kind::Resource, &req.type_name, req.config.as_ref()) {
+            Ok((schema, _, config)) => {
+                let mut diags = Diagnostics::new();
+                if !caps.write_only_attributes_allowed {
+                    for path in write_only_paths_set(&config, &schema.block, &AttributePath::root())
+                    {
+                        diags.attribute_error(
+                            path,
+                            "Write-only attribute not supported by this client",
+                            "This attribute is write-only, which needs OpenTofu 1.11 or later \
+                             (or Terraform 1.11 or later). Upgrade, or use the non-write-only \
+                             attribute instead.",
                         );
-                        diags
                     }
-                    Err(d) => d,
                 }
+                diags.extend(
+                    self.guarded(
+                        self.provider
+                            .validate_resource_config(&req.type_name, config, caps),
+                        |d| d,
+                    )
+                    .await,
+                );
+                diags
             }
             Err(d) => d,
         };
@@ -779,19 +772,14 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
         req: Request<pb::validate_ephemeral_resource_config::Request>,
     ) -> Rpc<pb::validate_ephemeral_resource_config::Response> {
         let req = req.into_inner();
-        let diags = match self.schema_of(Kind::Ephemeral, &req.type_name) {
-            Ok(schema) => {
-                match decode(req.config.as_ref(), &schema.implied_type(), "configuration") {
-                    Ok(config) => {
-                        self.guarded(
-                            self.provider
-                                .validate_ephemeral_resource_config(&req.type_name, config),
-                            |d| d,
-                        )
-                        .await
-                    }
-                    Err(d) => d,
-                }
+        let diags = match self.decode_config(Kind::Ephemeral, &req.type_name, req.config.as_ref()) {
+            Ok((_, _, config)) => {
+                self.guarded(
+                    self.provider
+                        .validate_ephemeral_resource_config(&req.type_name, config),
+                    |d| d,
+                )
+                .await
             }
             Err(d) => d,
         };
@@ -807,25 +795,16 @@ impl<P: ProviderService> pb::provider_server::Provider for ProviderServer<P> {
         req: Request<pb::open_ephemeral_resource::Request>,
     ) -> Rpc<pb::open_ephemeral_resource::Response> {
         let req = req.into_inner();
-        let schema = match self.schema_of(Kind::Ephemeral, &req.type_name) {
-            Ok(s) => s,
-            Err(d) => {
-                return Ok(Response::new(pb::open_ephemeral_resource::Response {
-                    diagnostics: diagnostics(&d),
-                    ..Default::default()
-                }));
-            }
-        };
-        let ty = schema.implied_type();
-        let config = match decode(req.config.as_ref(), &ty, "configuration") {
-            Ok(c) => c,
-            Err(d) => {
-                return Ok(Response::new(pb::open_ephemeral_resource::Response {
-                    diagnostics: diagnostics(&d),
-                    ..Default::default()
-                }));
-            }
-        };
+        let (_, ty, config) =
+            match self.decode_config(Kind::Ephemeral, &req.type_name, req.config.as_ref()) {
+                Ok(v) => v,
+                Err(d) => {
+                    return Ok(Response::new(pb::open_ephemeral_resource::Response {
+                        diagnostics: diagnostics(&d),
+                        ..Default::default()
+                    }));
+                }
+            };
         let open = ReadRequest {
             type_name: req.type_name.clone(),
             config,
