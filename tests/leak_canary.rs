@@ -1,23 +1,27 @@
 //! Leak canaries: for every backend and every way a value travels through the provider, plant a
-//! unique value, drive a real OpenTofu through its whole life cycle with the provider's trace log
-//! on, and look for the value in everything that was written down.
+//! unique value, drive a real OpenTofu through its whole life cycle with trace logs on (the
+//! provider's and OpenTofu's own), and look for the value in everything that was written down.
 //!
 //! Paths: `data "atmos_secret"`, `data "atmos_secrets"`, `ephemeral "atmos_secret"` (consumed by a
 //! write-only argument), `resource "atmos_secret_value"` with `value`, and with `value_wo`. Steps:
-//! `init`, `plan -out=tfplan`, `show -json tfplan`, `apply tfplan`, `show -json`, `refresh`,
-//! `plan -detailed-exitcode` (must be a no-op), `destroy`.
+//! `init`, `plan -out=tfplan`, `show -json tfplan`, `apply tfplan`, `show -json`, `show`,
+//! `refresh`, `plan -detailed-exitcode` (must be a no-op), for the resource paths a rotation to a
+//! second canary (plan, show, apply, no-op plan), and `destroy`, after which a value the
+//! configuration wrote must be gone from the backend.
 //!
-//! Artifacts searched after every step: the step's stdout, stderr and trace log, every file in the
-//! working directory (state and its backups, the saved plan and each member of its zip archive, the
-//! backend's files, anything tofu left in `.terraform/` except the provider binaries), and the output
-//! of `show -json` for the plan and the state. The canary is searched in plain text, hex and base64
-//! (standard and URL-safe, at every alignment).
+//! Artifacts searched after every step: the step's stdout, stderr and trace log, every file under
+//! the workspace (state and its backups, the saved plan and each member of its zip archive, the
+//! backend's files, anything tofu left in `.terraform/` or `HOME`; not the provider binaries), and
+//! the output of `show -json` for the plan and the state. The canary is searched in plain text, hex
+//! and base64 (standard and URL-safe, at every alignment). The backend's credentials (here the age
+//! identities) are searched for the same way and may appear only in their own files.
 //!
 //! Where the value may appear: only in state-bearing artifacts (state files, the saved plan, `show
 //! -json`) and only for the paths where OpenTofu keeps sensitive values by design: the data sources
 //! and the resource's `value` argument. For the ephemeral and `value_wo` paths it may appear nowhere.
-//! Error paths (unreadable value, corrupt file, undeclared name, stack-scoped write with a
-//! component, failing backend write) are held to the same rules.
+//! Error paths (value encrypted for another key, corrupt file, undeclared name, stack-scoped write
+//! with a component, failing backend write, malformed credentials) are held to the same rules; only
+//! a `value` that came in through a sensitive variable may sit in the errored plan OpenTofu saves.
 //!
 //! A backend is one entry in [`backends`]: something that configures itself in `atmos.yaml`, plants
 //! values, reads them back with its own tools, and can be made to fail.
@@ -349,9 +353,13 @@ fn resource_value(at: Coord) -> String {
 }
 
 fn resource_value_wo(at: Coord) -> String {
+    resource_value_wo_version(at, 1)
+}
+
+fn resource_value_wo_version(at: Coord, version: u32) -> String {
     format!(
         "{}resource \"atmos_secret_value\" \"canary\" {{\n{}  value_wo         = var.canary\n  \
-         value_wo_version = 1\n}}\n",
+         value_wo_version = {version}\n}}\n",
         canary_variable(true),
         hcl_coord(at)
     )
@@ -471,7 +479,8 @@ struct Capture<'a> {
     ws: &'a Workspace,
     backend: &'static str,
     scenario: String,
-    canary: String,
+    /// The planted values (the first one, and any rotated in later).
+    canaries: Vec<String>,
     /// Whether the scenario's value may be in state-bearing artifacts.
     kept_in_state: bool,
     /// Backend credentials, allowed nowhere but in their own files (labels as in artifacts).
@@ -496,7 +505,7 @@ impl<'a> Capture<'a> {
             ws,
             backend,
             scenario: scenario.to_owned(),
-            canary: canary.to_owned(),
+            canaries: vec![canary.to_owned()],
             kept_in_state,
             credentials: Vec::new(),
             env: Vec::new(),
@@ -514,8 +523,20 @@ impl<'a> Capture<'a> {
 
     /// Passes the canary to every command as `TF_VAR_canary`.
     fn with_canary_variable(mut self) -> Self {
-        self.env.push(("TF_VAR_canary".into(), self.canary.clone()));
+        let canary = self.canaries[0].clone();
+        self.set_variable(&canary);
         self
+    }
+
+    /// Passes `value` as `TF_VAR_canary` from now on.
+    fn set_variable(&mut self, value: &str) {
+        self.env.retain(|(k, _)| k != "TF_VAR_canary");
+        self.env.push(("TF_VAR_canary".into(), value.to_owned()));
+    }
+
+    /// Searches for another planted value, under the same rules.
+    fn add_canary(&mut self, canary: &str) {
+        self.canaries.push(canary.to_owned());
     }
 
     fn what(&self) -> String {
@@ -526,7 +547,8 @@ impl<'a> Capture<'a> {
     fn step(&mut self, name: &str, cmd: Tofu) -> RunOutput {
         self.steps += 1;
         let log = self.logs.join(format!("{:02}.log", self.steps));
-        let mut cmd = cmd.provider_trace(&log);
+        // OpenTofu's own trace too: what the provider hands back must not surface there either.
+        let mut cmd = cmd.provider_trace(&log).env("TF_LOG_CORE", "trace");
         for (k, v) in &self.env {
             cmd = cmd.env(k, v);
         }
@@ -649,8 +671,9 @@ impl<'a> Capture<'a> {
     #[track_caller]
     fn assert_no_leak(&self) {
         let mut leaks: Vec<String> = self
-            .findings(&self.canary)
-            .into_iter()
+            .canaries
+            .iter()
+            .flat_map(|c| self.findings(c))
             .filter(|f| !(self.kept_in_state && f.kind.holds_state()))
             .map(|f| format!("{f}"))
             .collect();
@@ -691,14 +714,15 @@ impl<'a> Capture<'a> {
         );
     }
 
-    /// Panics unless the canary is in the state file: proves the value really flowed and the
-    /// search can see it.
+    /// Panics unless the latest canary is in the state file: proves the value really flowed and
+    /// the search can see it.
     #[track_caller]
     fn assert_in_state(&self) {
+        let canary = self.canaries.last().expect("at least one canary");
         let state = self.ws.path("terraform.tfstate");
         let bytes = fs::read(&state).unwrap_or_default();
         assert!(
-            find(&bytes, self.canary.as_bytes()).is_some(),
+            find(&bytes, canary.as_bytes()).is_some(),
             "{} the canary should be in {} (sensitive values are kept in state by design)",
             self.what(),
             state.display()
@@ -845,6 +869,8 @@ fn life_cycle(backend: &dyn Backend, path: Flow) {
     cap.ok("show -json tfplan", ws.show_plan_json("tfplan"));
     cap.ok("apply tfplan", ws.apply_plan("tfplan"));
     cap.ok("show -json", ws.show_json());
+    // The human-readable state masks sensitive values.
+    cap.ok("show", ws.show());
 
     if path.kept_in_state() {
         cap.assert_in_state();
@@ -875,6 +901,46 @@ fn life_cycle(backend: &dyn Backend, path: Flow) {
         Some(0),
         "{what} a second plan should find no changes:\n{again}"
     );
+
+    // Rotation: a new value through the update path, under the same rules.
+    if let (Some(at), Flow::Value | Flow::ValueWo) = (written, path) {
+        let rotated = new_canary(&format!("{}-rotated", path.label()));
+        cap.add_canary(&rotated);
+        cap.set_variable(&rotated);
+        if let Flow::ValueWo = path {
+            ws.write("main.tf", main_tf(&resource_value_wo_version(at, 2)));
+        }
+        let plan = cap.step(
+            "plan -out=tfplan (rotation)",
+            ws.plan_out("tfplan").arg("-detailed-exitcode"),
+        );
+        assert_eq!(
+            plan.status.code(),
+            Some(2),
+            "{what} the rotation should plan a change:\n{plan}"
+        );
+        cap.ok("show -json tfplan (rotation)", ws.show_plan_json("tfplan"));
+        cap.ok("apply tfplan (rotation)", ws.apply_plan("tfplan"));
+        assert_eq!(
+            fixture.stored(&ws, at).as_deref(),
+            Some(rotated.as_str()),
+            "{what} after the rotation the backend should hold the new canary at {}",
+            at.name
+        );
+        if path.kept_in_state() {
+            cap.assert_in_state();
+        }
+        let again = cap.step(
+            "plan -detailed-exitcode (after rotation)",
+            ws.plan().arg("-detailed-exitcode"),
+        );
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{what} a plan after the rotation should find no changes:\n{again}"
+        );
+    }
+
     cap.ok("destroy", ws.destroy());
 
     if let Some(at) = written {
