@@ -20,7 +20,8 @@
 //! -json`) and only for the paths where OpenTofu keeps sensitive values by design: the data sources
 //! and the resource's `value` argument. For the ephemeral and `value_wo` paths it may appear nowhere.
 //! Error paths (value encrypted for another key, corrupt file, undeclared name, stack-scoped write
-//! with a component, failing backend write, malformed credentials) are held to the same rules; only
+//! with a component, failing backend write, refresh and delete, malformed credentials) are held to
+//! the same rules; only
 //! a `value` that came in through a sensitive variable may sit in the errored plan OpenTofu saves.
 //!
 //! A backend is one entry in [`backends`]: something that configures itself in `atmos.yaml`, plants
@@ -88,7 +89,7 @@ trait Fixture {
     fn plant_unreadable(&self, ws: &Workspace, at: Coord, value: &str);
     /// Stores `value` at `at` in a form the backend rejects as corrupt (integrity failure).
     fn plant_corrupt(&self, ws: &Workspace, at: Coord, value: &str);
-    /// Makes every write to `at` fail.
+    /// Makes every write (and delete) at `at` fail, whether or not it holds a value.
     fn break_writes(&self, ws: &Workspace, at: Coord);
     /// The value at `at`, read with the backend's own tools (`None`: no value).
     fn stored(&self, ws: &Workspace, at: Coord) -> Option<String>;
@@ -237,6 +238,9 @@ impl Fixture for SopsFixture {
         if running_as_root(ws) {
             // Root ignores permission bits: a directory where the file should be fails the same
             // read-modify-write for everyone.
+            if file.is_file() {
+                fs::remove_file(&file).expect("remove the SOPS file");
+            }
             fs::create_dir_all(file.join("in-the-way")).expect("create the blocking directory");
         } else {
             let dir = file.parent().expect("the file has a parent");
@@ -1170,6 +1174,15 @@ enum Breakage {
     Credentials,
 }
 
+impl Breakage {
+    fn label(self) -> &'static str {
+        match self {
+            Breakage::Writes => "write",
+            Breakage::Credentials => "credentials",
+        }
+    }
+}
+
 /// A write the backend refuses: the plan succeeds, the apply fails, and nothing is recorded.
 fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
     let ws = Workspace::new();
@@ -1180,7 +1193,7 @@ fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
         Flow::ValueWo => (VALUE_WO, resource_value_wo(VALUE_WO)),
         other => panic!("{other:?} does not write"),
     };
-    let scenario = format!("write-{breakage:?}-fails-{}", path.label()).to_lowercase();
+    let scenario = format!("{}-fails-{}", breakage.label(), path.label());
     let canary = new_canary(&scenario);
     match breakage {
         Breakage::Writes => fixture.break_writes(&ws, at),
@@ -1223,6 +1236,65 @@ fn failing_backend_writes_leak_nothing() {
     for backend in backends() {
         write_fails(&*backend, Flow::Value, Breakage::Writes);
         write_fails(&*backend, Flow::ValueWo, Breakage::Writes);
+    }
+}
+
+/// A delete the backend refuses: `destroy` fails, the resource stays in state, nothing leaks.
+fn delete_fails(backend: &dyn Backend, path: Flow) {
+    let ws = Workspace::new();
+    let fixture = backend.setup(&ws);
+    write_atmos_config(&ws, &*fixture);
+    let (at, config) = match path {
+        Flow::Value => (VALUE, resource_value(VALUE)),
+        Flow::ValueWo => (VALUE_WO, resource_value_wo(VALUE_WO)),
+        other => panic!("{other:?} does not write"),
+    };
+    ws.write("main.tf", main_tf(&config));
+    let scenario = format!("delete-fails-{}", path.label());
+    let canary = new_canary(&scenario);
+    let mut cap = Capture::new(
+        &ws,
+        backend.name(),
+        &scenario,
+        &canary,
+        path.kept_in_state(),
+    )
+    .with_canary_variable()
+    .with_credentials(fixture.credentials(&ws));
+    let what = cap.what();
+    cap.ok("init", ws.init());
+    cap.ok("apply", ws.apply());
+    assert_eq!(fixture.stored(&ws, at).as_deref(), Some(canary.as_str()));
+    fixture.break_writes(&ws, at);
+    // First the refresh before the destroy fails (a failing read), then, without refresh, the
+    // delete itself.
+    let out = cap.fails("destroy", ws.destroy());
+    assert!(
+        out.stderr.contains("Reading the secret failed"),
+        "{what} the error should say the refresh failed:\n{out}"
+    );
+    let out = cap.fails("destroy -refresh=false", ws.destroy().arg("-refresh=false"));
+    assert!(
+        out.stderr.contains("Deleting the secret failed"),
+        "{what} the error should say the delete failed:\n{out}"
+    );
+    let state = cap.ok("show -json", ws.show_json()).stdout_json();
+    assert_eq!(
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{what} a failed destroy must keep the resource in state: {state}"
+    );
+    cap.assert_traced();
+    cap.assert_no_leak();
+}
+
+#[test]
+fn failing_backend_deletes_leak_nothing() {
+    for backend in backends() {
+        delete_fails(&*backend, Flow::Value);
+        delete_fails(&*backend, Flow::ValueWo);
     }
 }
 
