@@ -123,6 +123,17 @@ struct SopsFixture {
     key: AgeKey,
     /// A key the provider does not hold.
     foreign: AgeKey,
+    /// A directory made read-only by `break_writes`, made writable again on drop so that the
+    /// workspace can be removed.
+    read_only: std::cell::RefCell<Option<PathBuf>>,
+}
+
+impl Drop for SopsFixture {
+    fn drop(&mut self) {
+        if let Some(dir) = self.read_only.get_mut().take() {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+        }
+    }
 }
 
 impl Backend for Sops {
@@ -136,6 +147,7 @@ impl Backend for Sops {
             key: ws.age_key("keys/provider.agekey"),
             // Outside the work directory: the provider must have no way to find it.
             foreign: age_keygen(&ws.root().join("foreign/foreign.agekey")),
+            read_only: Default::default(),
         })
     }
 }
@@ -246,6 +258,7 @@ impl Fixture for SopsFixture {
             let dir = file.parent().expect("the file has a parent");
             fs::set_permissions(dir, fs::Permissions::from_mode(0o555))
                 .expect("make the secrets directory read-only");
+            *self.read_only.borrow_mut() = Some(dir.to_path_buf());
         }
     }
 
