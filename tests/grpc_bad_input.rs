@@ -189,11 +189,12 @@ async fn a_missing_attribute_names_the_attribute() {
 #[tokio::test]
 async fn an_unknown_type_name_lists_the_known_types() {
     let (mut plugin, mut client) = client().await;
-    let resp = read(&mut client, "atmos_secrets", secret_config(|_| {})).await;
+    let resp = read(&mut client, "atmos_secret_typo", secret_config(|_| {})).await;
     let d = one_error(&resp.diagnostics);
-    assert!(d.detail.contains("atmos_secrets"), "{d:#?}");
+    assert!(d.detail.contains("atmos_secret_typo"), "{d:#?}");
+    // The known data sources are listed.
     assert!(
-        d.detail.contains("atmos_secret,") || d.detail.contains("atmos_secret."),
+        d.detail.contains("atmos_secret,") && d.detail.contains("atmos_secrets."),
         "{d:#?}"
     );
     // The same for an ephemeral resource.
