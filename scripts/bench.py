@@ -448,6 +448,14 @@ def measure_plan(subject: Subject, tofu: Path, out: Path, plans: int, rows: list
         walls.append(ms)
         tofu_rss.append(rss / 1024)
     rows.append(Row(subject.name, "`tofu plan` wall time", "ms", walls, "1 warm-up plan"))
+    # The same without AutoMTLS: the difference is what the per-process TLS setup costs a plan.
+    env_plain = dict(env, TF_DISABLE_PLUGIN_TLS="1")
+    walls = []
+    for _ in range(plans):
+        ms, _ = run_tofu(tofu, plan, plain / "work", env_plain, out / "plan-plain.log")
+        walls.append(ms)
+    rows.append(Row(subject.name, "`tofu plan` wall time, TF_DISABLE_PLUGIN_TLS=1", "ms", walls,
+                    "plaintext gRPC: shows what TLS setup costs a plan"))  # fmt: skip
 
     # Peak RSS through the wrapper, which announces each provider process to the probe.
     probed = out / "plan-rss"
