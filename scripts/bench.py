@@ -190,12 +190,32 @@ def time_to_line(argv: list[str], env: dict[str, str], stderr_log: Path) -> tupl
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env
         )
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
+            line = read_line(proc, LINE_TIMEOUT)
             elapsed = (time.perf_counter_ns() - start) / 1e6
         finally:
             stop(proc)
     return elapsed, line.decode("utf-8", "replace").strip()
+
+
+# go-plugin gives up on a plugin that prints no handshake line within a minute; so do we.
+LINE_TIMEOUT = 60.0
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> bytes:
+    """The first stdout line of proc (without waiting for more), or what came before EOF."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise BenchError(f"{proc.args[0]} printed no line within {timeout:g} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0]
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -296,7 +316,7 @@ class RssProbe:
     loses at most the growth of the last millisecond before a process exits. Samples count only
     once the process runs `binary` (checked through /proc/PID/exe), which keeps the wrapper
     shell's memory out. The thread is already running when OpenTofu starts a provider: a probe
-    process started per provider came too late, as OpenTofu's providers live a few tens of ms.
+    process started by the wrapper (a Python start-up each) found the provider already gone.
     """
 
     def __init__(self, fifo: Path, binary: Path):
