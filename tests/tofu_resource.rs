@@ -306,3 +306,51 @@ resource "atmos_secret_value" "neither" {
     assert!(text.contains("Missing value"), "{out}");
     assert!(text.contains("atmos_secret_value.both"), "{out}");
 }
+
+#[test]
+fn unknown_stack_at_plan_is_planned_unknown_then_written() {
+    let (ws, key) = fixture();
+    ws.write(
+        "main.tf",
+        main_tf(
+            r#"resource "terraform_data" "where" {
+  input = "prod"
+}
+resource "atmos_secret_value" "late" {
+  name  = "SHARED"
+  stack = terraform_data.where.output
+  value = "written-later"
+}"#,
+        ),
+    );
+    ws.init().run().assert_success();
+    let out = ws.plan().run();
+    out.assert_success();
+    // The stack is only known at apply: location and version are unknown in the plan.
+    assert!(out.stdout.contains("scope") && out.stdout.contains("(known after apply)"), "{out}");
+    ws.apply().run().assert_success();
+    assert!(decrypted(&ws, &key, "secrets/prod.enc.yaml").contains("SHARED: written-later"));
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_fails_at_plan() {
+    let (ws, _key) = fixture();
+    // Point the SOPS provider at a key file that does not exist.
+    let config = ws.read("atmos.yaml").replace("keys/age.txt", "keys/missing.txt");
+    ws.write("atmos.yaml", config);
+    ws.write(
+        "main.tf",
+        main_tf(
+            r#"resource "atmos_secret_value" "x" {
+  name  = "SHARED"
+  stack = "prod"
+  value = "v"
+}"#,
+        ),
+    );
+    ws.init().run().assert_success();
+    let out = ws.plan().run();
+    out.assert_failure();
+    assert!(out.combined().contains("Store cannot be used"), "{out}");
+    assert!(out.combined().contains("missing.txt"), "{out}");
+}

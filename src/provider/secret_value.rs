@@ -246,6 +246,19 @@ pub async fn plan(session: &Session, req: PlanRequest) -> PlanResponse {
             return resp;
         }
     };
+    // A store that cannot be opened (unsupported kind, bad options, unreadable key file) fails
+    // the plan, not the apply. Opening does no network I/O.
+    if let Err(e) = session.backends.get(ws, &resolved).await {
+        resp.diagnostics.attribute_error(
+            AttributePath::attr("name"),
+            "Store cannot be used",
+            format!(
+                "Secret {:?} is declared in {}, which cannot be opened: {e}.",
+                resolved.name, resolved.backend
+            ),
+        );
+        return resp;
+    }
     set(&mut planned, "stack", Value::String(names.stack.clone()));
     set(&mut planned, "id", Value::String(id_of(&names)));
     set(
