@@ -217,6 +217,17 @@ impl ManifestLoader {
         self.own_names.get(file)
     }
 
+    /// Like [`ManifestLoader::load`] for a top-level stack manifest: its result is not kept
+    /// (only imported files are worth caching), unless another manifest imported it already.
+    pub fn load_top(&mut self, file: &Path) -> Result<Arc<Value>, ConfigError> {
+        let cached = self.cache.contains_key(file);
+        let doc = self.load(file)?;
+        if !cached {
+            self.cache.remove(file);
+        }
+        Ok(doc)
+    }
+
     /// The effective document of `file`: its imports merged in order, then the file itself.
     /// The `import` key is removed from the result.
     pub fn load(&mut self, file: &Path) -> Result<Arc<Value>, ConfigError> {

@@ -91,6 +91,14 @@ pub struct ResolvedSecret {
 
 type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 
+/// One native location, as compared for collisions: the store (by index in `stores:`) and its
+/// collision key, or a SOPS file and key (SOPS files are one namespace whatever the provider).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    Store(usize, String),
+    Sops(PathBuf, String),
+}
+
 /// A rendered `spec.file`: (template, stack, component, scope).
 type FileKey = (String, Option<String>, Option<String>, Scope);
 
@@ -147,7 +155,7 @@ impl Workspace {
         };
         let mut stacks: Vec<StackView> = Vec::new();
         for file in files {
-            let doc = match loader.load(&file) {
+            let doc = match loader.load_top(&file) {
                 Ok(d) => d,
                 Err(e) => {
                     b.errors.push(e);
@@ -438,9 +446,10 @@ struct Builder<'c> {
     errors: Vec<ConfigError>,
     /// Parsed providers, shared between stacks whose merged definition is the same.
     providers: HashMap<(String, Value), Arc<SopsProvider>>,
-    /// (namespace, native key) -> the first coordinate there and its declaration.
-    collisions: HashMap<(String, String), (Coordinate, Origin)>,
-    reported: HashSet<(String, String, Coordinate)>,
+    /// Native location -> the first secret resolved there.
+    collisions: HashMap<Slot, Arc<ResolvedSecret>>,
+    /// Collisions already reported (slot, second coordinate).
+    reported: HashSet<(Slot, Coordinate)>,
     /// Rendered SOPS file templates.
     files: HashMap<FileKey, Result<PathBuf, String>>,
 }
@@ -519,7 +528,7 @@ impl Builder<'_> {
                 self.locate(&d, &name, None, &stack_providers)
                     .ok_or_push(&mut self.errors)
             }) {
-                stack_secrets.insert(n.to_string(), Arc::new(s));
+                stack_secrets.insert(n.to_string(), s);
             }
         }
 
@@ -627,7 +636,7 @@ impl Builder<'_> {
                     .locate(&decl, &name, Some(&inst.name), &providers)
                     .ok_or_push(&mut self.errors)
                 {
-                    visible.insert(n.clone(), Arc::new(s));
+                    visible.insert(n.clone(), s);
                 }
             }
             components.insert(
@@ -660,7 +669,7 @@ impl Builder<'_> {
         stack: &str,
         component: Option<&str>,
         providers: &ProviderSet,
-    ) -> Result<ResolvedSecret, ConfigError> {
+    ) -> Result<Arc<ResolvedSecret>, ConfigError> {
         let bad = |m: String| ConfigError::invalid(&decl.origin.file, &decl.origin.path, m);
         let key = decl.reference.clone().unwrap_or_else(|| decl.name.clone());
         let what = if decl.reference.is_some() {
@@ -686,9 +695,9 @@ impl Builder<'_> {
                 key,
             },
         };
-        let (backend, location, namespace, native_key, sops) = match &decl.target {
+        let (backend, location, slot, sops) = match &decl.target {
             Target::Store(store_name) => {
-                let Some(store) = self.config.stores.get(store_name) else {
+                let Some((index, _, store)) = self.config.stores.get_full(store_name) else {
                     let secret_stores: Vec<&str> = self
                         .config
                         .stores
@@ -725,8 +734,7 @@ impl Builder<'_> {
                         kind: store.kind,
                     },
                     Location::Named(native.clone()),
-                    format!("store {store_name:?}"),
-                    naming::collision_key(store.kind, &native),
+                    Slot::Store(index, naming::collision_key(store.kind, &native)),
                     None,
                 )
             }
@@ -749,46 +757,20 @@ impl Builder<'_> {
                 let file = self
                     .sops_file(provider, &coordinate, decl.scope)
                     .map_err(bad)?;
-                let native_key = format!("{}\0{}", file.display(), coordinate.key);
                 (
                     Backend::Sops {
                         provider: provider_name.clone(),
                     },
                     Location::SopsKey {
-                        file,
+                        file: file.clone(),
                         key: coordinate.key.clone(),
                     },
-                    "SOPS files".to_string(),
-                    native_key,
+                    Slot::Sops(file, coordinate.key.clone()),
                     Some(provider.clone()),
                 )
             }
         };
-        let slot = (namespace, native_key);
-        match self.collisions.get(&slot) {
-            Some((first_coord, first_origin)) if *first_coord != coordinate => {
-                if self
-                    .reported
-                    .insert((slot.0.clone(), slot.1.clone(), coordinate.clone()))
-                {
-                    self.errors
-                        .push(ConfigError::Collision(Box::new(error::Collision {
-                            backend: slot.0.clone(),
-                            location: location.to_string(),
-                            first: first_origin.clone(),
-                            first_coordinate: first_coord.to_string(),
-                            second: decl.origin.clone(),
-                            second_coordinate: coordinate.to_string(),
-                        })));
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.collisions
-                    .insert(slot, (coordinate.clone(), decl.origin.clone()));
-            }
-        }
-        Ok(ResolvedSecret {
+        let secret = Arc::new(ResolvedSecret {
             name: decl.name.clone(),
             stack: stack.to_string(),
             component: component.map(str::to_string),
@@ -800,7 +782,34 @@ impl Builder<'_> {
             location,
             sops,
             origin: decl.origin.clone(),
-        })
+        });
+        match self.collisions.get(&slot) {
+            Some(first) if first.coordinate != secret.coordinate => {
+                if self
+                    .reported
+                    .insert((slot.clone(), secret.coordinate.clone()))
+                {
+                    let backend = match &slot {
+                        Slot::Store(..) => secret.backend.to_string(),
+                        Slot::Sops(..) => "SOPS files".to_string(),
+                    };
+                    self.errors
+                        .push(ConfigError::Collision(Box::new(error::Collision {
+                            backend,
+                            location: secret.location.to_string(),
+                            first: first.origin.clone(),
+                            first_coordinate: first.coordinate.to_string(),
+                            second: secret.origin.clone(),
+                            second_coordinate: secret.coordinate.to_string(),
+                        })));
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.collisions.insert(slot, secret.clone());
+            }
+        }
+        Ok(secret)
     }
 
     /// The SOPS file of a coordinate: `spec.file` rendered (rooted at the base path, and kept
