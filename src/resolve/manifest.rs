@@ -79,6 +79,52 @@ pub fn get_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, k| get(v, k))
 }
 
+/// Drops what the resolution layer never reads (component `vars`, `env`, `backend`,
+/// `providers`, ...) as soon as a file is read, so merging a large catalog into hundreds of
+/// stacks copies only metadata and secrets. Safe because a deep merge at one key path depends
+/// only on the values at that path: removing other keys changes nothing we read.
+///
+/// Kept: `import`, `name`, `vars` and `settings` (stack names), `secrets`,
+/// `components.terraform.<instance>.{metadata, secrets}`, `overrides.secrets` and
+/// `terraform.overrides.secrets`.
+fn prune(doc: &mut Value) {
+    fn keep_only(v: &mut Value, keys: &[&str]) {
+        if let Value::Mapping(m) = v {
+            m.retain(|k, _| k.as_str().is_some_and(|k| keys.contains(&k)));
+        }
+    }
+    keep_only(
+        doc,
+        &[
+            "import",
+            "name",
+            "vars",
+            "settings",
+            "secrets",
+            "components",
+            "overrides",
+            "terraform",
+        ],
+    );
+    if let Some(components) = doc.get_mut("components") {
+        keep_only(components, &["terraform"]);
+        if let Some(Value::Mapping(instances)) = components.get_mut("terraform") {
+            for (_, instance) in instances.iter_mut() {
+                keep_only(instance, &["metadata", "secrets"]);
+            }
+        }
+    }
+    if let Some(overrides) = doc.get_mut("overrides") {
+        keep_only(overrides, &["secrets"]);
+    }
+    if let Some(terraform) = doc.get_mut("terraform") {
+        keep_only(terraform, &["overrides"]);
+        if let Some(overrides) = terraform.get_mut("overrides") {
+            keep_only(overrides, &["secrets"]);
+        }
+    }
+}
+
 fn secrets_vars(v: &mut Value) -> Option<&mut Value> {
     v.get_mut("secrets").and_then(|s| s.get_mut("vars"))
 }
@@ -250,6 +296,7 @@ impl ManifestLoader {
         if let Some(name) = get(&own, "name") {
             self.own_names.insert(file.to_path_buf(), name.clone());
         }
+        prune(&mut own);
         mark_origins(&mut own, file);
         let imports = parse_imports(&own, file)?;
         self.in_progress.push(file.to_path_buf());

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod naming;
 pub mod stack;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,7 +97,7 @@ type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Store(usize, String),
-    Sops(PathBuf, String),
+    Sops(std::ffi::OsString, String),
 }
 
 /// A rendered `spec.file`: (template, stack, component, scope).
@@ -151,6 +152,7 @@ impl Workspace {
             providers: HashMap::new(),
             collisions: HashMap::new(),
             reported: HashSet::new(),
+            base_providers: None,
             files: HashMap::new(),
         };
         let mut stacks: Vec<StackView> = Vec::new();
@@ -450,6 +452,8 @@ struct Builder<'c> {
     collisions: HashMap<Slot, Arc<ResolvedSecret>>,
     /// Collisions already reported (slot, second coordinate).
     reported: HashSet<(Slot, Coordinate)>,
+    /// The providers of `atmos.yaml` alone, parsed once.
+    base_providers: Option<Arc<ProviderSet>>,
     /// Rendered SOPS file templates.
     files: HashMap<FileKey, Result<PathBuf, String>>,
 }
@@ -507,9 +511,28 @@ impl Builder<'_> {
         let f = file.as_path();
         let errors_before = self.errors.len();
         // Providers: atmos.yaml, then the stack.
-        let stack_raw = merge_providers(&self.config.providers, doc)
-            .unwrap_or_else(|| self.config.providers.clone());
-        let stack_providers = self.provider_set(&stack_raw, f, "secrets.providers");
+        let (stack_raw, stack_providers) = match merge_providers(&self.config.providers, doc) {
+            Some(raw) => {
+                let set = self.provider_set(&raw, f, "secrets.providers");
+                (Cow::Owned(raw), set)
+            }
+            None => {
+                // Most stacks define no providers of their own: share the atmos.yaml set.
+                let set = match &self.base_providers {
+                    Some(set) => set.clone(),
+                    None => {
+                        let set = self.provider_set(
+                            &self.config.providers,
+                            &self.config.file,
+                            "secrets.providers",
+                        );
+                        self.base_providers = Some(set.clone());
+                        set
+                    }
+                };
+                (Cow::Borrowed(&self.config.providers), set)
+            }
+        };
 
         // Stack level.
         let stack_decls = match declare::raw_vars(f, doc, "") {
@@ -583,7 +606,7 @@ impl Builder<'_> {
                 None => stack_providers.clone(),
             };
             // Declarations: the chain, then overrides, merged field by field.
-            let mut layer: IndexMap<String, (Mapping, String)> = IndexMap::new();
+            let mut layer: IndexMap<&str, (Cow<Mapping>, String)> = IndexMap::new();
             let mut sections: Vec<(String, &Value)> = chain
                 .iter()
                 .map(|m| (format!("components.terraform.{}", m.name), m.section))
@@ -598,11 +621,11 @@ impl Builder<'_> {
                     let attr = format!("{at}.secrets.vars.{n}");
                     match layer.get_mut(n) {
                         Some((existing, existing_attr)) => {
-                            *existing = declare::overlay(existing, m, false);
+                            *existing = Cow::Owned(declare::overlay(existing, m, false));
                             *existing_attr = attr;
                         }
                         None => {
-                            layer.insert(n.to_string(), (m.clone(), attr));
+                            layer.insert(n, (Cow::Borrowed(m), attr));
                         }
                     }
                 }
@@ -622,9 +645,9 @@ impl Builder<'_> {
             }
             let mut visible = stack_secrets.clone();
             for (n, (m, attr)) in &layer {
-                let merged = match stack_raw_decls.get(n.as_str()) {
-                    Some(wider) => declare::overlay(wider, m, true),
-                    None => m.clone(),
+                let merged = match stack_raw_decls.get(n) {
+                    Some(wider) => Cow::Owned(declare::overlay(wider, m, true)),
+                    None => Cow::Borrowed(&**m),
                 };
                 let Some(decl) =
                     declare::finish(n, &merged, Position::Instance, attr, f, &mut self.warnings)
@@ -636,7 +659,7 @@ impl Builder<'_> {
                     .locate(&decl, &name, Some(&inst.name), &providers)
                     .ok_or_push(&mut self.errors)
                 {
-                    visible.insert(n.clone(), s);
+                    visible.insert(n.to_string(), s);
                 }
             }
             components.insert(
@@ -765,7 +788,7 @@ impl Builder<'_> {
                         file: file.clone(),
                         key: coordinate.key.clone(),
                     },
-                    Slot::Sops(file, coordinate.key.clone()),
+                    Slot::Sops(file.into_os_string(), coordinate.key.clone()),
                     Some(provider.clone()),
                 )
             }
