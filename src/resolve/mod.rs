@@ -142,75 +142,70 @@ impl Workspace {
     }
 
     /// Loads the stacks of an already read `atmos.yaml`.
+    ///
+    /// Three phases: every manifest is read and named (sequentially: imports are cached and
+    /// shared), the stacks are resolved in parallel (each stack is independent), then every
+    /// location is checked for collisions in stack order, so errors come out the same way on
+    /// every run.
     pub fn from_config(config: AtmosConfig) -> Result<Workspace, ConfigError> {
         let files = stack::discover(&config.stacks, &config.file)?;
-        let mut loader = ManifestLoader::new(config.stacks.base_path.clone());
-        let mut b = Builder {
-            config: &config,
-            warnings: config.warnings.clone(),
-            errors: Vec::new(),
-            providers: HashMap::new(),
-            collisions: HashMap::new(),
-            reported: HashSet::new(),
-            base_providers: None,
-            files: HashMap::new(),
-        };
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let mut warnings = config.warnings.clone();
+        let pending = read_stacks(&config, files, &mut errors, &mut warnings);
+
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = pending.len().div_ceil(threads).max(1);
+        let config_ref = &config;
+        let parts: Vec<BuiltPart> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut b = Builder::new(config_ref);
+                        let views: Vec<StackView> = part
+                            .iter()
+                            .filter_map(|p| {
+                                b.build_stack(
+                                    p.name.clone(),
+                                    p.manifest.clone(),
+                                    p.file.clone(),
+                                    &p.doc,
+                                )
+                            })
+                            .collect();
+                        BuiltPart {
+                            views,
+                            errors: b.errors,
+                            warnings: b.warnings,
+                            providers: b.providers.into_values().collect(),
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        drop(pending);
         let mut stacks: Vec<StackView> = Vec::new();
-        for file in files {
-            let doc = match loader.load_top(&file) {
-                Ok(d) => d,
-                Err(e) => {
-                    b.errors.push(e);
-                    continue;
-                }
-            };
-            let name = match stack::stack_name(
-                &config.stacks,
-                &config.file,
-                &file,
-                loader.own_name(&file),
-                &doc,
-            ) {
-                Ok(n) => n,
-                Err(stack::Unnamed::Error(e)) => {
-                    b.errors.push(e);
-                    continue;
-                }
-                Err(stack::Unnamed::MissingVar(why)) => {
-                    let has_content = get_path(&doc, &["components", "terraform"])
-                        .and_then(Value::as_mapping)
-                        .is_some_and(|m| !m.is_empty())
-                        || get_path(&doc, &["secrets", "vars"])
-                            .and_then(Value::as_mapping)
-                            .is_some_and(|m| !m.is_empty());
-                    if has_content {
-                        b.errors.push(ConfigError::invalid(
-                            &file,
-                            "vars",
-                            format!("cannot name this stack: {why}"),
-                        ));
-                    } else {
-                        b.warnings.push(format!(
-                            "{}: not a stack (no components or declarations, and {why})",
-                            file.display()
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if let Err(m) = naming::check_path_part("stack name", &name) {
-                b.errors.push(ConfigError::invalid(&file, "name", m));
-                continue;
-            }
-            let manifest = stack::manifest_name(&config.stacks, &file);
-            if let Some(view) = b.build_stack(name, manifest, file, &doc) {
-                stacks.push(view);
-            }
+        let mut sops_providers: Vec<Arc<SopsProvider>> = Vec::new();
+        for part in parts {
+            stacks.extend(part.views);
+            errors.extend(part.errors);
+            warnings.extend(part.warnings);
+            sops_providers.extend(part.providers);
         }
+        errors.extend(collisions(&config, &stacks));
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (i, s) in stacks.iter().enumerate() {
             if let Some(&j) = by_name.get(&s.name) {
-                b.errors.push(ConfigError::invalid(
+                errors.push(ConfigError::invalid(
                     &s.file,
                     "name",
                     format!(
@@ -226,7 +221,7 @@ impl Workspace {
         // A bad declaration in a shared catalog shows up in every stack importing it: once is
         // enough.
         let mut seen = HashSet::new();
-        let mut errors: Vec<ConfigError> = std::mem::take(&mut b.errors)
+        let mut errors: Vec<ConfigError> = errors
             .into_iter()
             .filter(|e| seen.insert(e.to_string()))
             .collect();
@@ -245,11 +240,12 @@ impl Workspace {
             .enumerate()
             .map(|(i, s)| (s.manifest.clone(), i))
             .collect();
-        let mut sops_providers: Vec<Arc<SopsProvider>> = b.providers.into_values().collect();
         sops_providers.sort_by(|a, b| {
             (a.name.as_str(), a.base_dir.as_path()).cmp(&(b.name.as_str(), b.base_dir.as_path()))
         });
-        let warnings = b.warnings;
+        sops_providers.dedup_by(|a, b| a == b);
+        let mut seen = HashSet::new();
+        warnings.retain(|w| seen.insert(w.clone()));
         Ok(Workspace {
             config,
             stacks,
@@ -448,14 +444,149 @@ struct Builder<'c> {
     errors: Vec<ConfigError>,
     /// Parsed providers, shared between stacks whose merged definition is the same.
     providers: HashMap<(String, Value), Arc<SopsProvider>>,
-    /// Native location -> the first secret resolved there.
-    collisions: HashMap<Slot, Arc<ResolvedSecret>>,
-    /// Collisions already reported (slot, second coordinate).
-    reported: HashSet<(Slot, Coordinate)>,
     /// The providers of `atmos.yaml` alone, parsed once.
     base_providers: Option<Arc<ProviderSet>>,
     /// Rendered SOPS file templates.
     files: HashMap<FileKey, Result<PathBuf, String>>,
+}
+
+/// A top-level manifest, read and named.
+struct PendingStack {
+    name: String,
+    manifest: String,
+    file: PathBuf,
+    doc: Arc<Value>,
+}
+
+/// What one worker resolved.
+struct BuiltPart {
+    views: Vec<StackView>,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+    providers: Vec<Arc<SopsProvider>>,
+}
+
+/// Reads and names every top-level manifest.
+fn read_stacks(
+    config: &AtmosConfig,
+    files: Vec<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Vec<PendingStack> {
+    let mut loader = ManifestLoader::new(config.stacks.base_path.clone());
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let doc = match loader.load_top(&file) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let name = match stack::stack_name(
+            &config.stacks,
+            &config.file,
+            &file,
+            loader.own_name(&file),
+            &doc,
+        ) {
+            Ok(n) => n,
+            Err(stack::Unnamed::Error(e)) => {
+                errors.push(e);
+                continue;
+            }
+            Err(stack::Unnamed::MissingVar(why)) => {
+                let has_content = get_path(&doc, &["components", "terraform"])
+                    .and_then(Value::as_mapping)
+                    .is_some_and(|m| !m.is_empty())
+                    || get_path(&doc, &["secrets", "vars"])
+                        .and_then(Value::as_mapping)
+                        .is_some_and(|m| !m.is_empty());
+                if has_content {
+                    errors.push(ConfigError::invalid(
+                        &file,
+                        "vars",
+                        format!("cannot name this stack: {why}"),
+                    ));
+                } else {
+                    warnings.push(format!(
+                        "{}: not a stack (no components or declarations, and {why})",
+                        file.display()
+                    ));
+                }
+                continue;
+            }
+        };
+        if let Err(m) = naming::check_path_part("stack name", &name) {
+            errors.push(ConfigError::invalid(&file, "name", m));
+            continue;
+        }
+        let manifest = stack::manifest_name(&config.stacks, &file);
+        out.push(PendingStack {
+            name,
+            manifest,
+            file,
+            doc,
+        });
+    }
+    out
+}
+
+/// The collision slot of a resolved secret.
+fn slot(config: &AtmosConfig, secret: &ResolvedSecret) -> Option<Slot> {
+    match (&secret.backend, &secret.location) {
+        (Backend::Store { name, kind }, Location::Named(native)) => Some(Slot::Store(
+            config.stores.get_index_of(name)?,
+            naming::collision_key(*kind, native),
+        )),
+        (Backend::Sops { .. }, Location::SopsKey { file, key }) => {
+            Some(Slot::Sops(file.clone().into_os_string(), key.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Two different coordinates at one native location, each pair reported once, in stack order.
+fn collisions(config: &AtmosConfig, stacks: &[StackView]) -> Vec<ConfigError> {
+    let mut first_at: HashMap<Slot, &Arc<ResolvedSecret>> = HashMap::new();
+    let mut reported: HashSet<(Slot, &Coordinate)> = HashSet::new();
+    let mut errors = Vec::new();
+    for view in stacks {
+        let all = view
+            .secrets
+            .values()
+            .chain(view.components.values().flat_map(|i| i.secrets.values()));
+        for secret in all {
+            let Some(slot) = slot(config, secret) else {
+                continue;
+            };
+            match first_at.get(&slot) {
+                None => {
+                    first_at.insert(slot, secret);
+                }
+                Some(first) if Arc::ptr_eq(first, secret) => {}
+                Some(first) if first.coordinate == secret.coordinate => {}
+                Some(first) => {
+                    let first = Arc::clone(first);
+                    let backend = match &slot {
+                        Slot::Store(..) => secret.backend.to_string(),
+                        Slot::Sops(..) => "SOPS files".to_string(),
+                    };
+                    if reported.insert((slot, &secret.coordinate)) {
+                        errors.push(ConfigError::Collision(Box::new(error::Collision {
+                            backend,
+                            location: secret.location.to_string(),
+                            first: first.origin.clone(),
+                            first_coordinate: first.coordinate.to_string(),
+                            second: secret.origin.clone(),
+                            second_coordinate: secret.coordinate.to_string(),
+                        })));
+                    }
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// `secrets.providers` of a section, merged over `base` name by name.
@@ -471,7 +602,18 @@ fn merge_providers(base: &Mapping, section: &Value) -> Option<Mapping> {
     }
 }
 
-impl Builder<'_> {
+impl<'c> Builder<'c> {
+    fn new(config: &'c AtmosConfig) -> Self {
+        Builder {
+            config,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            providers: HashMap::new(),
+            base_providers: None,
+            files: HashMap::new(),
+        }
+    }
+
     fn provider_set(&mut self, raw: &Mapping, file: &Path, at: &str) -> Arc<ProviderSet> {
         let mut set = ProviderSet::new();
         for (k, v) in raw {
@@ -685,7 +827,7 @@ impl Builder<'_> {
     }
 
     /// Computes the coordinate, backend and location of a declaration seen from
-    /// (`stack`, `component`), and records it for collision detection.
+    /// (`stack`, `component`).
     fn locate(
         &mut self,
         decl: &Declaration,
@@ -718,9 +860,9 @@ impl Builder<'_> {
                 key,
             },
         };
-        let (backend, location, slot, sops) = match &decl.target {
+        let (backend, location, sops) = match &decl.target {
             Target::Store(store_name) => {
-                let Some((index, _, store)) = self.config.stores.get_full(store_name) else {
+                let Some(store) = self.config.stores.get(store_name) else {
                     let secret_stores: Vec<&str> = self
                         .config
                         .stores
@@ -756,8 +898,7 @@ impl Builder<'_> {
                         name: store.name.clone(),
                         kind: store.kind,
                     },
-                    Location::Named(native.clone()),
-                    Slot::Store(index, naming::collision_key(store.kind, &native)),
+                    Location::Named(native),
                     None,
                 )
             }
@@ -785,10 +926,9 @@ impl Builder<'_> {
                         provider: provider_name.clone(),
                     },
                     Location::SopsKey {
-                        file: file.clone(),
+                        file,
                         key: coordinate.key.clone(),
                     },
-                    Slot::Sops(file.into_os_string(), coordinate.key.clone()),
                     Some(provider.clone()),
                 )
             }
@@ -806,32 +946,6 @@ impl Builder<'_> {
             sops,
             origin: decl.origin.clone(),
         });
-        match self.collisions.get(&slot) {
-            Some(first) if first.coordinate != secret.coordinate => {
-                if self
-                    .reported
-                    .insert((slot.clone(), secret.coordinate.clone()))
-                {
-                    let backend = match &slot {
-                        Slot::Store(..) => secret.backend.to_string(),
-                        Slot::Sops(..) => "SOPS files".to_string(),
-                    };
-                    self.errors
-                        .push(ConfigError::Collision(Box::new(error::Collision {
-                            backend,
-                            location: secret.location.to_string(),
-                            first: first.origin.clone(),
-                            first_coordinate: first.coordinate.to_string(),
-                            second: secret.origin.clone(),
-                            second_coordinate: secret.coordinate.to_string(),
-                        })));
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.collisions.insert(slot, secret.clone());
-            }
-        }
         Ok(secret)
     }
 
