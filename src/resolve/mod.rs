@@ -94,10 +94,12 @@ type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 
 /// One native location, as compared for collisions: the store (by index in `stores:`) and its
 /// collision key, or a SOPS file and key (SOPS files are one namespace whatever the provider).
+/// Borrowed from the resolved secret, so checking tens of thousands of locations allocates
+/// only for Azure's case folding.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Slot {
-    Store(usize, String),
-    Sops(std::ffi::OsString, String),
+enum Slot<'a> {
+    Store(usize, Cow<'a, str>),
+    Sops(&'a std::ffi::OsStr, &'a str),
 }
 
 /// A rendered `spec.file`: (template, stack, component, scope).
@@ -157,23 +159,22 @@ impl Workspace {
             .map_or(1, |n| n.get())
             .clamp(1, 8);
         let chunk = pending.len().div_ceil(threads).max(1);
+        let mut chunks: Vec<Vec<PendingStack>> = Vec::new();
+        let mut pending = pending.into_iter().peekable();
+        while pending.peek().is_some() {
+            chunks.push(pending.by_ref().take(chunk).collect());
+        }
         let config_ref = &config;
         let parts: Vec<BuiltPart> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pending
-                .chunks(chunk)
+            let handles: Vec<_> = chunks
+                .into_iter()
                 .map(|part| {
                     scope.spawn(move || {
                         let mut b = Builder::new(config_ref);
+                        // Each merged document is dropped by the worker that used it.
                         let views: Vec<StackView> = part
-                            .iter()
-                            .filter_map(|p| {
-                                b.build_stack(
-                                    p.name.clone(),
-                                    p.manifest.clone(),
-                                    p.file.clone(),
-                                    &p.doc,
-                                )
-                            })
+                            .into_iter()
+                            .filter_map(|p| b.build_stack(p.name, p.manifest, p.file, &p.doc))
                             .collect();
                         BuiltPart {
                             views,
@@ -192,7 +193,6 @@ impl Workspace {
                 })
                 .collect()
         });
-        drop(pending);
         let mut stacks: Vec<StackView> = Vec::new();
         let mut sops_providers: Vec<Arc<SopsProvider>> = Vec::new();
         for part in parts {
@@ -533,14 +533,20 @@ fn read_stacks(
 }
 
 /// The collision slot of a resolved secret.
-fn slot(config: &AtmosConfig, secret: &ResolvedSecret) -> Option<Slot> {
+fn slot<'a>(config: &AtmosConfig, secret: &'a ResolvedSecret) -> Option<Slot<'a>> {
     match (&secret.backend, &secret.location) {
-        (Backend::Store { name, kind }, Location::Named(native)) => Some(Slot::Store(
-            config.stores.get_index_of(name)?,
-            naming::collision_key(*kind, native),
-        )),
+        (Backend::Store { name, kind }, Location::Named(native)) => {
+            let index = config.stores.get_index_of(name)?;
+            Some(Slot::Store(
+                index,
+                match kind {
+                    StoreKind::AzureKeyVault => Cow::Owned(naming::collision_key(*kind, native)),
+                    _ => Cow::Borrowed(native.as_str()),
+                },
+            ))
+        }
         (Backend::Sops { .. }, Location::SopsKey { file, key }) => {
-            Some(Slot::Sops(file.clone().into_os_string(), key.clone()))
+            Some(Slot::Sops(file.as_os_str(), key.as_str()))
         }
         _ => None,
     }
@@ -552,11 +558,14 @@ fn collisions(config: &AtmosConfig, stacks: &[StackView]) -> Vec<ConfigError> {
     let mut reported: HashSet<(Slot, &Coordinate)> = HashSet::new();
     let mut errors = Vec::new();
     for view in stacks {
-        let all = view
-            .secrets
-            .values()
-            .chain(view.components.values().flat_map(|i| i.secrets.values()));
-        for secret in all {
+        // A stack secret seen from a component is the same `Arc`: check it once.
+        let own = view.components.values().flat_map(|i| {
+            i.secrets
+                .iter()
+                .filter(|(n, s)| !view.secrets.get(*n).is_some_and(|t| Arc::ptr_eq(s, t)))
+                .map(|(_, s)| s)
+        });
+        for secret in view.secrets.values().chain(own) {
             let Some(slot) = slot(config, secret) else {
                 continue;
             };
