@@ -243,6 +243,8 @@ pub struct ManifestLoader {
     listings: HashMap<PathBuf, Arc<Vec<PathBuf>>>,
     /// Each file's own top-level `name:` (not merged: an import must not rename its importer).
     own_names: HashMap<PathBuf, Value>,
+    /// Files parsed ahead of time (in parallel), taken when first loaded.
+    parsed: HashMap<PathBuf, Result<Value, ConfigError>>,
     in_progress: Vec<PathBuf>,
 }
 
@@ -254,8 +256,45 @@ impl ManifestLoader {
             cache: HashMap::new(),
             listings: HashMap::new(),
             own_names: HashMap::new(),
+            parsed: HashMap::new(),
             in_progress: Vec::new(),
         }
+    }
+
+    /// Reads and parses every manifest under `stacks.base_path` on all cores, so the sequential
+    /// import walk that follows only merges. Errors are kept and reported only if the file is
+    /// actually loaded.
+    pub fn preparse(&mut self) {
+        let root = self.stacks_base.clone();
+        let files = self.listing(&normalize(&root));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let parsed: Vec<(PathBuf, Result<Value, ConfigError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|f| {
+                                let f = normalize(f);
+                                let v = read_yaml(&f);
+                                (f, v)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        self.parsed.extend(parsed);
     }
 
     /// The file's own top-level `name:`, once it has been loaded.
@@ -292,7 +331,10 @@ impl ManifestLoader {
                 format!("import cycle: {}", cycle.join(" -> ")),
             ));
         }
-        let mut own = read_yaml(file)?;
+        let mut own = match self.parsed.remove(file) {
+            Some(parsed) => parsed?,
+            None => read_yaml(file)?,
+        };
         if let Some(name) = get(&own, "name") {
             self.own_names.insert(file.to_path_buf(), name.clone());
         }

@@ -474,6 +474,7 @@ fn read_stacks(
     warnings: &mut Vec<String>,
 ) -> Vec<PendingStack> {
     let mut loader = ManifestLoader::new(config.stacks.base_path.clone());
+    loader.preparse();
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let doc = match loader.load_top(&file) {
