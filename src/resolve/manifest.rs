@@ -88,7 +88,7 @@ pub fn get_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
 /// stacks copies only metadata and secrets. Safe because a deep merge at one key path depends
 /// only on the values at that path: removing other keys changes nothing we read.
 ///
-/// Kept: `import`, `name`, `vars` and `settings` (stack names), `secrets`,
+/// Kept: `import`, `name`, `vars`, `settings` and `env` (the `name_template` context), `secrets`,
 /// `components.terraform.<instance>.{metadata, secrets}`, `overrides.secrets` and
 /// `terraform.overrides.secrets`.
 fn prune(doc: &mut Value) {
@@ -104,6 +104,7 @@ fn prune(doc: &mut Value) {
             "name",
             "vars",
             "settings",
+            "env",
             "secrets",
             "components",
             "overrides",
