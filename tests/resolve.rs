@@ -1190,3 +1190,34 @@ fn workspace_is_shared_across_threads() {
         ]
     );
 }
+
+#[test]
+fn yaml_errors_in_imports_name_the_imported_file() {
+    let err = load_err(&[
+        (
+            "stacks/catalog/bad.yaml",
+            "components:\n  terraform:\n    vpc: {vars: [1,\n",
+        ),
+        ("stacks/dev.yaml", "import: [catalog/bad]"),
+    ]);
+    assert!(err.contains("stacks/catalog/bad.yaml:"), "{err}");
+    assert!(!err.contains("dev.yaml"), "{err}");
+}
+
+#[test]
+fn declarations_of_abstract_bases_are_checked_where_inherited() {
+    let err = load_err(&[(
+        "stacks/dev.yaml",
+        "components: {terraform: {base: {metadata: {type: abstract}, secrets: {vars: {X: {store: ssm, scope: stack}}}}, c: {metadata: {inherits: [base]}}}}",
+    )]);
+    assert!(
+        err.contains("components.terraform.base.secrets.vars.X.scope")
+            && err.contains("never stack-scoped"),
+        "{err}"
+    );
+    // A base that is never inherited may stay partial.
+    load(&[(
+        "stacks/dev.yaml",
+        "components: {terraform: {base: {metadata: {type: abstract}, secrets: {vars: {X: {description: only}}}}}}",
+    )]);
+}

@@ -160,13 +160,21 @@ pub fn overlay(wider: &Mapping, narrower: &Mapping, across_levels: bool) -> Mapp
     }
 }
 
+/// A field of a small map. Declarations have a handful of keys: a linear scan beats hashing a
+/// YAML key, and loading touches every declaration of every stack.
+pub fn field<'a>(m: &'a Mapping, key: &str) -> Option<&'a Value> {
+    m.iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
 fn string_field(
     decl: &Mapping,
     key: &str,
     file: &Path,
     at: &str,
 ) -> Result<Option<String>, ConfigError> {
-    match decl.get(key) {
+    match field(decl, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ConfigError::invalid(
@@ -187,8 +195,7 @@ pub fn finish(
     fallback_file: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Declaration, ConfigError> {
-    let file = decl
-        .get(ORIGIN_KEY)
+    let file = field(decl, ORIGIN_KEY)
         .and_then(Value::as_str)
         .map(PathBuf::from)
         .unwrap_or_else(|| fallback_file.to_path_buf());
@@ -204,7 +211,7 @@ pub fn finish(
         }
     }
     let description = string_field(decl, "description", f, attr)?;
-    let required = match decl.get("required") {
+    let required = match field(decl, "required") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {

@@ -9,6 +9,10 @@
 //! no spans. So while a file is read, every `secrets.vars.<NAME>` map (top level, under a
 //! component, under `overrides`) gets a hidden origin entry naming the file; the merge carries it
 //! like any other key, so after merging it names the last file that set that declaration.
+//!
+//! For speed: every manifest under `stacks.base_path` is parsed on all cores before the import
+//! walk, and each file is pruned to the sections this layer reads (metadata, secrets, the vars
+//! that name stacks) before it is merged into hundreds of stacks.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +81,53 @@ pub fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 /// Follows a path of string keys.
 pub fn get_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, k| get(v, k))
+}
+
+/// Drops what the resolution layer never reads (component `vars`, `env`, `backend`,
+/// `providers`, ...) as soon as a file is read, so merging a large catalog into hundreds of
+/// stacks copies only metadata and secrets. Safe because a deep merge at one key path depends
+/// only on the values at that path: removing other keys changes nothing we read.
+///
+/// Kept: `import`, `name`, `vars`, `settings` and `env` (the `name_template` context), `secrets`,
+/// `components.terraform.<instance>.{metadata, secrets}`, `overrides.secrets` and
+/// `terraform.overrides.secrets`.
+fn prune(doc: &mut Value) {
+    fn keep_only(v: &mut Value, keys: &[&str]) {
+        if let Value::Mapping(m) = v {
+            m.retain(|k, _| k.as_str().is_some_and(|k| keys.contains(&k)));
+        }
+    }
+    keep_only(
+        doc,
+        &[
+            "import",
+            "name",
+            "vars",
+            "settings",
+            "env",
+            "secrets",
+            "components",
+            "overrides",
+            "terraform",
+        ],
+    );
+    if let Some(components) = doc.get_mut("components") {
+        keep_only(components, &["terraform"]);
+        if let Some(Value::Mapping(instances)) = components.get_mut("terraform") {
+            for (_, instance) in instances.iter_mut() {
+                keep_only(instance, &["metadata", "secrets"]);
+            }
+        }
+    }
+    if let Some(overrides) = doc.get_mut("overrides") {
+        keep_only(overrides, &["secrets"]);
+    }
+    if let Some(terraform) = doc.get_mut("terraform") {
+        keep_only(terraform, &["overrides"]);
+        if let Some(overrides) = terraform.get_mut("overrides") {
+            keep_only(overrides, &["secrets"]);
+        }
+    }
 }
 
 fn secrets_vars(v: &mut Value) -> Option<&mut Value> {
@@ -197,6 +248,8 @@ pub struct ManifestLoader {
     listings: HashMap<PathBuf, Arc<Vec<PathBuf>>>,
     /// Each file's own top-level `name:` (not merged: an import must not rename its importer).
     own_names: HashMap<PathBuf, Value>,
+    /// Files parsed ahead of time (in parallel), taken when first loaded.
+    parsed: HashMap<PathBuf, Result<Value, ConfigError>>,
     in_progress: Vec<PathBuf>,
 }
 
@@ -208,13 +261,61 @@ impl ManifestLoader {
             cache: HashMap::new(),
             listings: HashMap::new(),
             own_names: HashMap::new(),
+            parsed: HashMap::new(),
             in_progress: Vec::new(),
         }
+    }
+
+    /// Reads and parses every manifest under `stacks.base_path` on all cores, so the sequential
+    /// import walk that follows only merges. Errors are kept and reported only if the file is
+    /// actually loaded.
+    pub fn preparse(&mut self) {
+        let root = self.stacks_base.clone();
+        let files = self.listing(&normalize(&root));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let parsed: Vec<(PathBuf, Result<Value, ConfigError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|f| {
+                                let f = normalize(f);
+                                let v = read_yaml(&f);
+                                (f, v)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        self.parsed.extend(parsed);
     }
 
     /// The file's own top-level `name:`, once it has been loaded.
     pub fn own_name(&self, file: &Path) -> Option<&Value> {
         self.own_names.get(file)
+    }
+
+    /// Like [`ManifestLoader::load`] for a top-level stack manifest: its result is not kept
+    /// (only imported files are worth caching), unless another manifest imported it already.
+    pub fn load_top(&mut self, file: &Path) -> Result<Arc<Value>, ConfigError> {
+        let cached = self.cache.contains_key(file);
+        let doc = self.load(file)?;
+        if !cached {
+            self.cache.remove(file);
+        }
+        Ok(doc)
     }
 
     /// The effective document of `file`: its imports merged in order, then the file itself.
@@ -235,10 +336,14 @@ impl ManifestLoader {
                 format!("import cycle: {}", cycle.join(" -> ")),
             ));
         }
-        let mut own = read_yaml(file)?;
+        let mut own = match self.parsed.remove(file) {
+            Some(parsed) => parsed?,
+            None => read_yaml(file)?,
+        };
         if let Some(name) = get(&own, "name") {
             self.own_names.insert(file.to_path_buf(), name.clone());
         }
+        prune(&mut own);
         mark_origins(&mut own, file);
         let imports = parse_imports(&own, file)?;
         self.in_progress.push(file.to_path_buf());

@@ -12,8 +12,24 @@
 //!
 //! Code map: [`config`] (`atmos.yaml`), [`manifest`] (YAML, imports, deep merge), [`stack`]
 //! (stack names, component instances, `inherits`), [`declare`] (declarations and scopes),
-//! [`naming`] (coordinates to native names, escape checks), [`error`].
+//! [`naming`] (coordinates to native names, escape checks), `build` (the load itself: stacks
+//! resolved on every core, then one ordered collision pass), [`error`].
+//!
+//! Choices where the contract leaves room (each is tested in `tests/resolve.rs`):
+//! - A re-declaration merges field by field over the wider one (`NAME: {}` under a component
+//!   pulls a stack secret down with its description and backend); `scope` never crosses from
+//!   the stack level into a component, and a narrower `store`/`sops` replaces the wider backend.
+//! - `overrides.secrets.vars` and `terraform.overrides.secrets.vars` apply to every instance of
+//!   the stack (instance position).
+//! - Abstract instances hold partial declarations; they are validated in the instances that
+//!   inherit them.
+//! - `secrets.providers` entries of the same name are deep-merged, narrowest last.
+//! - `spec.file` is a Go template over `.stack`, `.component` (empty for stack and global
+//!   scope) and `.scope`; relative results are rooted at the base path and may not leave it.
+//! - Vault names drop the leading `/` Atmos's joiner leaves when `prefix` is empty; Azure names
+//!   are compared case-insensitively for collisions (Key Vault names are).
 
+mod build;
 pub mod config;
 pub mod declare;
 pub mod error;
@@ -25,16 +41,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use indexmap::IndexMap;
-use serde_yaml_ng::{Mapping, Value};
-
 pub use config::{AtmosConfig, LoadOptions, SopsProvider, StoreConfig};
 pub use declare::{Declaration, Position, Scope, Target};
 pub use error::{ConfigError, Origin, ResolveError};
 pub use naming::{Coordinate, StoreKind};
 
 use crate::store::Location;
-use manifest::{ManifestLoader, deep_merge, get, get_path};
+use build::{BuiltPart, PendingStack, build_part, collisions, read_stacks};
 
 /// Which backend holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -101,9 +114,6 @@ pub struct ResolvedSecret {
 
 type ProviderSet = BTreeMap<String, Arc<SopsProvider>>;
 
-/// A rendered `spec.file`: (template, stack, component, scope).
-type FileKey = (String, Option<String>, Option<String>, Scope);
-
 #[derive(Debug)]
 struct InstanceView {
     is_abstract: bool,
@@ -143,74 +153,53 @@ impl Workspace {
     }
 
     /// Loads the stacks of an already read `atmos.yaml`.
+    ///
+    /// Three phases: every manifest is read and named (sequentially: imports are cached and
+    /// shared), the stacks are resolved in parallel (each stack is independent), then every
+    /// location is checked for collisions in stack order, so errors come out the same way on
+    /// every run.
     pub fn from_config(config: AtmosConfig) -> Result<Workspace, ConfigError> {
         let files = stack::discover(&config.stacks, &config.file)?;
-        let mut loader = ManifestLoader::new(config.stacks.base_path.clone());
-        let mut b = Builder {
-            config: &config,
-            warnings: config.warnings.clone(),
-            errors: Vec::new(),
-            providers: HashMap::new(),
-            collisions: HashMap::new(),
-            reported: HashSet::new(),
-            files: HashMap::new(),
-        };
-        let mut stacks: Vec<StackView> = Vec::new();
-        for file in files {
-            let doc = match loader.load(&file) {
-                Ok(d) => d,
-                Err(e) => {
-                    b.errors.push(e);
-                    continue;
-                }
-            };
-            let name = match stack::stack_name(
-                &config.stacks,
-                &config.file,
-                &file,
-                loader.own_name(&file),
-                &doc,
-            ) {
-                Ok(n) => n,
-                Err(stack::Unnamed::Error(e)) => {
-                    b.errors.push(e);
-                    continue;
-                }
-                Err(stack::Unnamed::MissingVar(why)) => {
-                    let has_content = get_path(&doc, &["components", "terraform"])
-                        .and_then(Value::as_mapping)
-                        .is_some_and(|m| !m.is_empty())
-                        || get_path(&doc, &["secrets", "vars"])
-                            .and_then(Value::as_mapping)
-                            .is_some_and(|m| !m.is_empty());
-                    if has_content {
-                        b.errors.push(ConfigError::invalid(
-                            &file,
-                            "vars",
-                            format!("cannot name this stack: {why}"),
-                        ));
-                    } else {
-                        b.warnings.push(format!(
-                            "{}: not a stack (no components or declarations, and {why})",
-                            file.display()
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if let Err(m) = naming::check_path_part("stack name", &name) {
-                b.errors.push(ConfigError::invalid(&file, "name", m));
-                continue;
-            }
-            let manifest = stack::manifest_name(&config.stacks, &file);
-            if let Some(view) = b.build_stack(name, manifest, file, &doc) {
-                stacks.push(view);
-            }
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let mut warnings = config.warnings.clone();
+        let pending = read_stacks(&config, files, &mut errors, &mut warnings);
+
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = pending.len().div_ceil(threads).max(1);
+        let mut chunks: Vec<Vec<PendingStack>> = Vec::new();
+        let mut pending = pending.into_iter().peekable();
+        while pending.peek().is_some() {
+            chunks.push(pending.by_ref().take(chunk).collect());
         }
+        let config_ref = &config;
+        let parts: Vec<BuiltPart> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|part| scope.spawn(move || build_part(config_ref, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut stacks: Vec<StackView> = Vec::new();
+        let mut sops_providers: Vec<Arc<SopsProvider>> = Vec::new();
+        for part in parts {
+            stacks.extend(part.views);
+            errors.extend(part.errors);
+            warnings.extend(part.warnings);
+            sops_providers.extend(part.providers);
+        }
+        errors.extend(collisions(&config, &stacks));
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (i, s) in stacks.iter().enumerate() {
             if let Some(&j) = by_name.get(&s.name) {
-                b.errors.push(ConfigError::invalid(
+                errors.push(ConfigError::invalid(
                     &s.file,
                     "name",
                     format!(
@@ -226,7 +215,7 @@ impl Workspace {
         // A bad declaration in a shared catalog shows up in every stack importing it: once is
         // enough.
         let mut seen = HashSet::new();
-        let mut errors: Vec<ConfigError> = std::mem::take(&mut b.errors)
+        let mut errors: Vec<ConfigError> = errors
             .into_iter()
             .filter(|e| seen.insert(e.to_string()))
             .collect();
@@ -245,11 +234,12 @@ impl Workspace {
             .enumerate()
             .map(|(i, s)| (s.manifest.clone(), i))
             .collect();
-        let mut sops_providers: Vec<Arc<SopsProvider>> = b.providers.into_values().collect();
         sops_providers.sort_by(|a, b| {
             (a.name.as_str(), a.base_dir.as_path()).cmp(&(b.name.as_str(), b.base_dir.as_path()))
         });
-        let warnings = b.warnings;
+        sops_providers.dedup_by(|a, b| a == b);
+        let mut seen = HashSet::new();
+        warnings.retain(|w| seen.insert(w.clone()));
         Ok(Workspace {
             config,
             stacks,
@@ -438,471 +428,6 @@ impl Workspace {
     /// The `atmos.yaml` this workspace was loaded from.
     pub fn config(&self) -> &AtmosConfig {
         &self.config
-    }
-}
-
-/// The state of one load.
-struct Builder<'c> {
-    config: &'c AtmosConfig,
-    warnings: Vec<String>,
-    errors: Vec<ConfigError>,
-    /// Parsed providers, shared between stacks whose merged definition is the same.
-    providers: HashMap<(String, Value), Arc<SopsProvider>>,
-    /// (namespace, native key) -> the first coordinate there and its declaration.
-    collisions: HashMap<(String, String), (Coordinate, Origin)>,
-    reported: HashSet<(String, String, Coordinate)>,
-    /// Rendered SOPS file templates.
-    files: HashMap<FileKey, Result<PathBuf, String>>,
-}
-
-/// `secrets.providers` of a section, merged over `base` name by name.
-fn merge_providers(base: &Mapping, section: &Value) -> Option<Mapping> {
-    let Some(Value::Mapping(own)) = get_path(section, &["secrets", "providers"]) else {
-        return None;
-    };
-    let mut merged = Value::Mapping(base.clone());
-    deep_merge(&mut merged, &Value::Mapping(own.clone()));
-    match merged {
-        Value::Mapping(m) => Some(m),
-        _ => None,
-    }
-}
-
-impl Builder<'_> {
-    fn provider_set(&mut self, raw: &Mapping, file: &Path, at: &str) -> Arc<ProviderSet> {
-        let mut set = ProviderSet::new();
-        for (k, v) in raw {
-            let Some(name) = k.as_str() else { continue };
-            let key = (name.to_string(), v.clone());
-            if let Some(p) = self.providers.get(&key) {
-                set.insert(name.to_string(), p.clone());
-                continue;
-            }
-            match config::parse_sops_provider(
-                file,
-                &format!("{at}.{name}"),
-                name,
-                v,
-                &self.config.base_path,
-                &mut self.warnings,
-            ) {
-                Ok(Some(p)) => {
-                    let p = Arc::new(p);
-                    self.providers.insert(key, p.clone());
-                    set.insert(name.to_string(), p);
-                }
-                Ok(None) => {}
-                Err(e) => self.errors.push(e),
-            }
-        }
-        Arc::new(set)
-    }
-
-    fn build_stack(
-        &mut self,
-        name: String,
-        manifest: String,
-        file: PathBuf,
-        doc: &Value,
-    ) -> Option<StackView> {
-        let f = file.as_path();
-        let errors_before = self.errors.len();
-        // Providers: atmos.yaml, then the stack.
-        let stack_raw = merge_providers(&self.config.providers, doc)
-            .unwrap_or_else(|| self.config.providers.clone());
-        let stack_providers = self.provider_set(&stack_raw, f, "secrets.providers");
-
-        // Stack level.
-        let stack_decls = match declare::raw_vars(f, doc, "") {
-            Ok(v) => v,
-            Err(e) => {
-                self.errors.push(e);
-                Vec::new()
-            }
-        };
-        let stack_raw_decls: HashMap<&str, &Mapping> = stack_decls.iter().copied().collect();
-        let mut stack_secrets = BTreeMap::new();
-        for (n, m) in &stack_decls {
-            let attr = format!("secrets.vars.{n}");
-            let decl = declare::finish(n, m, Position::Stack, &attr, f, &mut self.warnings);
-            if let Some(s) = decl.ok_or_push(&mut self.errors).and_then(|d| {
-                self.locate(&d, &name, None, &stack_providers)
-                    .ok_or_push(&mut self.errors)
-            }) {
-                stack_secrets.insert(n.to_string(), Arc::new(s));
-            }
-        }
-
-        // Component instances.
-        let instances = match stack::instances(f, doc) {
-            Ok(i) => i,
-            Err(e) => {
-                self.errors.push(e);
-                Vec::new()
-            }
-        };
-        let overrides: Vec<(&str, &Value)> = [
-            ("overrides", get(doc, "overrides")),
-            (
-                "terraform.overrides",
-                get_path(doc, &["terraform", "overrides"]),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(at, v)| v.map(|v| (at, v)))
-        .collect();
-        let mut components = BTreeMap::new();
-        for inst in &instances {
-            let Some(chain) = stack::chain(f, &instances, &inst.name).ok_or_push(&mut self.errors)
-            else {
-                continue;
-            };
-            if !inst.is_abstract
-                && let Err(m) = naming::check_path_part("component instance", &inst.name)
-            {
-                self.errors.push(ConfigError::invalid(
-                    f,
-                    format!("components.terraform.{}", inst.name),
-                    m,
-                ));
-                continue;
-            }
-            // Providers: the stack's, then each member of the chain.
-            let mut raw: Option<Mapping> = None;
-            for member in &chain {
-                if let Some(m) = merge_providers(raw.as_ref().unwrap_or(&stack_raw), member.section)
-                {
-                    raw = Some(m);
-                }
-            }
-            let providers = match raw {
-                Some(raw) => self.provider_set(
-                    &raw,
-                    f,
-                    &format!("components.terraform.{}.secrets.providers", inst.name),
-                ),
-                None => stack_providers.clone(),
-            };
-            // Declarations: the chain, then overrides, merged field by field.
-            let mut layer: IndexMap<String, (Mapping, String)> = IndexMap::new();
-            let mut sections: Vec<(String, &Value)> = chain
-                .iter()
-                .map(|m| (format!("components.terraform.{}", m.name), m.section))
-                .collect();
-            sections.extend(overrides.iter().map(|(at, v)| (at.to_string(), *v)));
-            for (at, section) in &sections {
-                let Some(vars) = declare::raw_vars(f, section, at).ok_or_push(&mut self.errors)
-                else {
-                    continue;
-                };
-                for (n, m) in vars {
-                    let attr = format!("{at}.secrets.vars.{n}");
-                    match layer.get_mut(n) {
-                        Some((existing, existing_attr)) => {
-                            *existing = declare::overlay(existing, m, false);
-                            *existing_attr = attr;
-                        }
-                        None => {
-                            layer.insert(n.to_string(), (m.clone(), attr));
-                        }
-                    }
-                }
-            }
-            if inst.is_abstract {
-                // An abstract base may hold partial declarations (a description for a backend
-                // its instances choose); they are checked in every instance that inherits them.
-                components.insert(
-                    inst.name.clone(),
-                    InstanceView {
-                        is_abstract: true,
-                        secrets: BTreeMap::new(),
-                        providers,
-                    },
-                );
-                continue;
-            }
-            let mut visible = stack_secrets.clone();
-            for (n, (m, attr)) in &layer {
-                let merged = match stack_raw_decls.get(n.as_str()) {
-                    Some(wider) => declare::overlay(wider, m, true),
-                    None => m.clone(),
-                };
-                let Some(decl) =
-                    declare::finish(n, &merged, Position::Instance, attr, f, &mut self.warnings)
-                        .ok_or_push(&mut self.errors)
-                else {
-                    continue;
-                };
-                if let Some(s) = self
-                    .locate(&decl, &name, Some(&inst.name), &providers)
-                    .ok_or_push(&mut self.errors)
-                {
-                    visible.insert(n.clone(), Arc::new(s));
-                }
-            }
-            components.insert(
-                inst.name.clone(),
-                InstanceView {
-                    is_abstract: false,
-                    secrets: visible,
-                    providers,
-                },
-            );
-        }
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some(StackView {
-            name,
-            manifest,
-            file,
-            secrets: stack_secrets,
-            providers: stack_providers,
-            components,
-        })
-    }
-
-    /// Computes the coordinate, backend and location of a declaration seen from
-    /// (`stack`, `component`), and records it for collision detection.
-    fn locate(
-        &mut self,
-        decl: &Declaration,
-        stack: &str,
-        component: Option<&str>,
-        providers: &ProviderSet,
-    ) -> Result<ResolvedSecret, ConfigError> {
-        let bad = |m: String| ConfigError::invalid(&decl.origin.file, &decl.origin.path, m);
-        let key = decl.reference.clone().unwrap_or_else(|| decl.name.clone());
-        let what = if decl.reference.is_some() {
-            "reference"
-        } else {
-            "secret name"
-        };
-        naming::check_key(what, &key).map_err(bad)?;
-        let coordinate = match decl.scope {
-            Scope::Instance => Coordinate {
-                stack: Some(stack.to_string()),
-                component: component.map(str::to_string),
-                key,
-            },
-            Scope::Stack => Coordinate {
-                stack: Some(stack.to_string()),
-                component: None,
-                key,
-            },
-            Scope::Global => Coordinate {
-                stack: None,
-                component: None,
-                key,
-            },
-        };
-        let (backend, location, namespace, native_key, sops) = match &decl.target {
-            Target::Store(store_name) => {
-                let Some(store) = self.config.stores.get(store_name) else {
-                    let secret_stores: Vec<&str> = self
-                        .config
-                        .stores
-                        .values()
-                        .filter(|s| s.secret)
-                        .map(|s| s.name.as_str())
-                        .collect();
-                    let near = error::closest(store_name, secret_stores.iter().copied());
-                    return Err(bad(format!(
-                        "store {store_name:?} is not defined in {}; secret stores: {}{}",
-                        self.config.file.display(),
-                        if secret_stores.is_empty() {
-                            "(none)".to_string()
-                        } else {
-                            secret_stores.join(", ")
-                        },
-                        near.first()
-                            .map(|n| format!("; did you mean {n:?}?"))
-                            .unwrap_or_default()
-                    )));
-                };
-                if !store.secret {
-                    return Err(bad(format!(
-                        "store {store_name:?} is not a secret store; set `secret: true` on stores.{store_name} in {} to hold declared secrets",
-                        self.config.file.display()
-                    )));
-                }
-                let native = naming::native_name(store.kind, &store.naming, &coordinate);
-                naming::check_native_name(store.kind, &native)
-                    .map_err(|m| bad(format!("{m} (coordinate {coordinate})")))?;
-                (
-                    Backend::Store {
-                        name: store.name.clone(),
-                        kind: store.kind,
-                    },
-                    Location::Named(native.clone()),
-                    format!("store {store_name:?}"),
-                    naming::collision_key(store.kind, &native),
-                    None,
-                )
-            }
-            Target::Sops(provider_name) => {
-                let Some(provider) = providers.get(provider_name) else {
-                    let names: Vec<&str> = providers.keys().map(String::as_str).collect();
-                    let near = error::closest(provider_name, names.iter().copied());
-                    return Err(bad(format!(
-                        "SOPS provider {provider_name:?} is not defined here (secrets.providers with kind: sops/age); defined: {}{}",
-                        if names.is_empty() {
-                            "(none)".to_string()
-                        } else {
-                            names.join(", ")
-                        },
-                        near.first()
-                            .map(|n| format!("; did you mean {n:?}?"))
-                            .unwrap_or_default()
-                    )));
-                };
-                let file = self
-                    .sops_file(provider, &coordinate, decl.scope)
-                    .map_err(bad)?;
-                let native_key = format!("{}\0{}", file.display(), coordinate.key);
-                (
-                    Backend::Sops {
-                        provider: provider_name.clone(),
-                    },
-                    Location::SopsKey {
-                        file,
-                        key: coordinate.key.clone(),
-                    },
-                    "SOPS files".to_string(),
-                    native_key,
-                    Some(provider.clone()),
-                )
-            }
-        };
-        let slot = (namespace, native_key);
-        match self.collisions.get(&slot) {
-            Some((first_coord, first_origin)) if *first_coord != coordinate => {
-                if self
-                    .reported
-                    .insert((slot.0.clone(), slot.1.clone(), coordinate.clone()))
-                {
-                    self.errors
-                        .push(ConfigError::Collision(Box::new(error::Collision {
-                            backend: slot.0.clone(),
-                            location: location.to_string(),
-                            first: first_origin.clone(),
-                            first_coordinate: first_coord.to_string(),
-                            second: decl.origin.clone(),
-                            second_coordinate: coordinate.to_string(),
-                        })));
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.collisions
-                    .insert(slot, (coordinate.clone(), decl.origin.clone()));
-            }
-        }
-        Ok(ResolvedSecret {
-            name: decl.name.clone(),
-            stack: stack.to_string(),
-            component: component.map(str::to_string),
-            scope: decl.scope,
-            description: decl.description.clone(),
-            required: decl.required,
-            backend,
-            coordinate,
-            location,
-            sops,
-            origin: decl.origin.clone(),
-        })
-    }
-
-    /// The SOPS file of a coordinate: `spec.file` rendered (rooted at the base path, and kept
-    /// inside it), else `<path>/<stack>[.<component>].enc.yaml` (kept inside `path`).
-    fn sops_file(
-        &mut self,
-        provider: &SopsProvider,
-        coord: &Coordinate,
-        scope: Scope,
-    ) -> Result<PathBuf, String> {
-        let Some(template) = &provider.file_template else {
-            let file = naming::default_sops_file(
-                &provider.base_dir,
-                coord.stack.as_deref(),
-                coord.component.as_deref(),
-            )
-            .ok_or_else(|| {
-                format!(
-                    "scope: global on SOPS provider {:?} needs spec.file (a template for the file of each scope); the default file names need a stack",
-                    provider.name
-                )
-            })?;
-            if !naming::stays_inside(&provider.base_dir, &file) {
-                return Err(format!(
-                    "SOPS file {} would leave {}",
-                    file.display(),
-                    provider.base_dir.display()
-                ));
-            }
-            return Ok(file);
-        };
-        let cache_key = (
-            template.clone(),
-            coord.stack.clone(),
-            coord.component.clone(),
-            scope,
-        );
-        if let Some(done) = self.files.get(&cache_key) {
-            return done.clone();
-        }
-        let base = self.config.base_path.clone();
-        let result = (|| {
-            let ctx: HashMap<String, gtmpl::Value> = [
-                ("stack", coord.stack.clone().unwrap_or_default()),
-                ("component", coord.component.clone().unwrap_or_default()),
-                ("scope", scope.to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), gtmpl::Value::String(v)))
-            .collect();
-            let rendered = config::render_template(template, ctx)
-                .map_err(|m| format!("SOPS provider {:?} spec.file: {m}", provider.name))?;
-            let rendered = rendered.trim();
-            if rendered.is_empty() || rendered.chars().any(char::is_control) {
-                return Err(format!(
-                    "SOPS provider {:?} spec.file renders to an empty or invalid path for {coord}",
-                    provider.name
-                ));
-            }
-            let file = config::rooted(&base, rendered);
-            if Path::new(rendered)
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-                || !naming::stays_inside(&base, &file)
-            {
-                return Err(format!(
-                    "SOPS provider {:?} spec.file renders {rendered:?} for {coord}, which leaves the base path {}",
-                    provider.name,
-                    base.display()
-                ));
-            }
-            Ok(file)
-        })();
-        self.files.insert(cache_key, result.clone());
-        result
-    }
-}
-
-/// `Result` -> `Option`, keeping the error in a list (loading reports every problem at once).
-trait OkOrPush<T> {
-    fn ok_or_push(self, errors: &mut Vec<ConfigError>) -> Option<T>;
-}
-
-impl<T> OkOrPush<T> for Result<T, ConfigError> {
-    fn ok_or_push(self, errors: &mut Vec<ConfigError>) -> Option<T> {
-        match self {
-            Ok(v) => Some(v),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        }
     }
 }
 
