@@ -37,7 +37,8 @@ const EXAMPLE_FOLDERS: [&str; 4] = [
 ];
 
 /// The plaintext values encrypted in `examples/quickstart/secrets/`. Fixtures only, not secrets.
-const QUICKSTART_PLAINTEXTS: [&str; 2] = ["dd-example-3f9a1c7e5b2d4086", "example-db-password-7Kq2Vx9"];
+const QUICKSTART_PLAINTEXTS: [&str; 2] =
+    ["dd-example-3f9a1c7e5b2d4086", "example-db-password-7Kq2Vx9"];
 
 /// Resource, data source and ephemeral types that need no provider beyond this one.
 fn is_local_type(type_name: &str) -> bool {
@@ -47,8 +48,7 @@ fn is_local_type(type_name: &str) -> bool {
 /// Every `*.tf` file under the example folders, sorted.
 fn example_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let entries =
-            fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
         for entry in entries {
             let path = entry
                 .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
@@ -97,8 +97,7 @@ fn external_types(hcl: &str) -> BTreeSet<String> {
 /// comments right above it.
 fn provider_block() -> String {
     let path = repo_root().join("examples/provider/provider.tf");
-    let text =
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let lines: Vec<&str> = text.lines().collect();
     let start = lines
         .iter()
@@ -153,8 +152,7 @@ fn run_example(path: &Path) -> Result<(), String> {
         .unwrap_or(path)
         .display()
         .to_string();
-    let example =
-        fs::read_to_string(path).map_err(|e| format!("{rel}: cannot read it: {e}"))?;
+    let example = fs::read_to_string(path).map_err(|e| format!("{rel}: cannot read it: {e}"))?;
 
     let ws = Workspace::new();
     let fmt = ws
@@ -216,10 +214,7 @@ fn every_example_is_formatted_and_runs() {
         files.len() >= 6,
         "expected the registry examples under examples/, found {files:?}"
     );
-    let failures: Vec<String> = files
-        .iter()
-        .filter_map(|f| run_example(f).err())
-        .collect();
+    let failures: Vec<String> = files.iter().filter_map(|f| run_example(f).err()).collect();
     assert!(
         failures.is_empty(),
         "{} of {} examples failed:\n\n{}",
@@ -245,7 +240,9 @@ fn examples_are_found_by_walking_the_folders() {
         );
     }
     assert!(
-        files.iter().all(|f| !f.starts_with(repo_root().join("examples/quickstart"))),
+        files
+            .iter()
+            .all(|f| !f.starts_with(repo_root().join("examples/quickstart"))),
         "the quickstart is a fixture, not a registry example"
     );
 }
@@ -259,7 +256,10 @@ fn external_providers_are_recognised() {
     let external = external_types(&example);
     assert!(external.contains("aws_db_instance"), "{external:?}");
     assert!(external.contains("postgresql"), "{external:?}");
-    assert!(!external.iter().any(|t| t.starts_with("atmos_")), "{external:?}");
+    assert!(
+        !external.iter().any(|t| t.starts_with("atmos_")),
+        "{external:?}"
+    );
     assert!(external_types(&main_tf("data \"atmos_secret\" \"x\" {}\n")).is_empty());
 }
 
@@ -269,8 +269,14 @@ fn external_providers_are_recognised() {
 fn docs_quote_the_examples_verbatim() {
     let pages = [
         ("docs/index.md", "examples/provider"),
-        ("docs/data-sources/secret.md", "examples/data-sources/atmos_secret"),
-        ("docs/data-sources/secrets.md", "examples/data-sources/atmos_secrets"),
+        (
+            "docs/data-sources/secret.md",
+            "examples/data-sources/atmos_secret",
+        ),
+        (
+            "docs/data-sources/secrets.md",
+            "examples/data-sources/atmos_secrets",
+        ),
         (
             "docs/ephemeral-resources/secret.md",
             "examples/ephemeral-resources/atmos_secret",
