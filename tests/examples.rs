@@ -312,3 +312,72 @@ fn docs_quote_the_examples_verbatim() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `examples/resources/atmos_secret_value/import.sh`, run line by line against the quickstart, with
+/// a configuration for the addresses it names. The first plan after the import writes each
+/// configured value once, as the resource page says: state holds no value to compare with.
+#[test]
+fn import_example_runs() {
+    let path = repo_root().join("examples/resources/atmos_secret_value/import.sh");
+    let script = fs::read_to_string(&path).expect("read import.sh");
+    let imports: Vec<Vec<&str>> = script
+        .lines()
+        .filter(|l| l.starts_with("tofu import "))
+        .map(|l| l.split_whitespace().skip(2).collect())
+        .collect();
+    assert_eq!(
+        imports,
+        [
+            vec!["atmos_secret_value.x", "prod/api/DB_PASSWORD"],
+            vec!["atmos_secret_value.y", "prod//DATADOG_API_KEY"],
+        ],
+        "{}",
+        path.display()
+    );
+
+    let ws = Workspace::new();
+    ws.copy_example("quickstart");
+    ws.write(
+        "main.tf",
+        format!(
+            "{REQUIRED_PROVIDERS}\nprovider \"atmos\" {{}}\n\n{}",
+            r#"variable "new_value" {
+  type      = string
+  ephemeral = true
+}
+
+resource "atmos_secret_value" "x" {
+  name             = "DB_PASSWORD"
+  stack            = "prod"
+  component        = "api"
+  value_wo         = var.new_value
+  value_wo_version = 1
+}
+
+resource "atmos_secret_value" "y" {
+  name             = "DATADOG_API_KEY"
+  stack            = "prod"
+  value_wo         = var.new_value
+  value_wo_version = 1
+}
+"#
+        ),
+    );
+    ws.init().run().assert_success();
+    for args in &imports {
+        ws.import(args[0], args[1])
+            .env("TF_VAR_new_value", "example-imported")
+            .run()
+            .assert_success();
+    }
+    let state = ws.read("terraform.tfstate");
+    for plaintext in QUICKSTART_PLAINTEXTS {
+        assert!(!state.contains(plaintext), "import put a value in state");
+    }
+    let out = ws.plan().env("TF_VAR_new_value", "example-imported").run();
+    out.assert_success();
+    assert!(
+        out.stdout.contains("0 to add, 2 to change, 0 to destroy"),
+        "{out}"
+    );
+}
