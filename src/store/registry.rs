@@ -6,8 +6,12 @@ use std::sync::Arc;
 use super::{SecretStore, StoreError, StoreSettings};
 
 /// Opens the store of `kind` (canonical or legacy spelling) with its settings.
-pub async fn open(kind: &str, settings: &StoreSettings) -> Result<Arc<dyn SecretStore>, StoreError> {
+pub async fn open(
+    kind: &str,
+    settings: &StoreSettings,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
+        "hashicorp/vault" | "hashicorp-vault" => super::vault::open(settings).await,
         _ => Err(StoreError::Config(format!(
             "store {:?}: kind {kind:?} is not supported by this build of the provider",
             settings.name
