@@ -59,6 +59,8 @@ pub const ATTEMPTS: usize = 4;
 pub const CALL_BUDGET: Duration = Duration::from_secs(9);
 /// Reads of one `read_many` in flight at once (KV v2 has no batch read).
 const READ_CONCURRENCY: usize = 8;
+/// What Vault says for a path under no mount.
+const NO_ROUTE: &str = "no handler for route";
 /// How much of a non-JSON error body goes into a message.
 const BODY_EXCERPT: usize = 200;
 
@@ -95,6 +97,15 @@ impl Failure {
 
     fn is_status(&self, wanted: u16) -> bool {
         matches!(self, Failure::Status { code, .. } if *code == wanted)
+    }
+
+    /// A 404 for a path under a mount: nothing stored there. A 404 "no handler for route" means
+    /// the mount itself is missing, which must not pass for an empty secret.
+    fn is_missing(&self) -> bool {
+        match self {
+            Failure::Status { code: 404, errors } => !errors.iter().any(|e| e.contains(NO_ROUTE)),
+            _ => false,
+        }
     }
 
     fn describe(&self) -> String {
@@ -459,6 +470,16 @@ impl VaultStore {
                 message: format!("{message} (after {ATTEMPTS} attempts)"),
             },
             Failure::Budget => StoreError::Unavailable { location, message },
+            Failure::Status { code: 404, .. } => StoreError::Config(format!(
+                "{location}: {message} (is `mount: {}` a KV v2 mount{}?)",
+                self.mount,
+                self.client
+                    .settings()
+                    .namespace
+                    .as_deref()
+                    .map(|ns| format!(" in namespace {ns:?}"))
+                    .unwrap_or_default()
+            )),
             _ => StoreError::Other { location, message },
         }
     }
@@ -513,7 +534,7 @@ impl VaultStore {
         let secret = match result {
             Ok(secret) => secret,
             // Missing, or the latest version soft-deleted or destroyed.
-            Err(f) if f.is_status(404) => return Ok(None),
+            Err(f) if f.is_missing() => return Ok(None),
             Err(f) => return Err(self.secret_error(path, f).await),
         };
         let meta = &secret.metadata;
@@ -609,7 +630,7 @@ impl SecretStore for VaultStore {
         .await;
         match result {
             Ok(()) => Ok(()),
-            Err(f) if f.is_status(404) => Ok(()),
+            Err(f) if f.is_missing() => Ok(()),
             Err(f) => Err(self.secret_error(path, f).await),
         }
     }
@@ -632,7 +653,7 @@ impl SecretStore for VaultStore {
                 let latest = meta.versions.get(&meta.current_version.to_string());
                 Ok(latest.is_some_and(|v| !v.destroyed && v.deletion_time.is_empty()))
             }
-            Err(f) if f.is_status(404) => Ok(false),
+            Err(f) if f.is_missing() => Ok(false),
             // Policies often grant `<mount>/data/*` only: fall back to reading the value.
             Err(f) if f.is_status(403) => Ok(self.read_path(path).await?.is_some()),
             Err(f) => Err(self.secret_error(path, f).await),
