@@ -901,3 +901,157 @@ fn tofu_reads_and_writes_through_the_vault_store() {
     assert_eq!(got.json()["data"]["data"], json!({"value": password}));
     assert!(!file_contains(&ws.path("terraform.tfstate"), &password));
 }
+
+/// The dev server's unseal key, from what it prints at start (a moment after it answers).
+fn unseal_key(bao: &OpenBao) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = bao.process().output();
+        if let Some(key) = output
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key:"))
+        {
+            return key.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unseal key in the dev server's output:\n{output}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_server_is_retried_then_unavailable_and_recovers_when_unsealed() {
+    let bao = OpenBao::start();
+    let key = unseal_key(&bao);
+    let store = open_ok(&bao, json!({})).await;
+    store
+        .write(&named("sealed/A"), &secret("kept"))
+        .await
+        .expect("write");
+
+    // Sealed, the server answers 503 to everything: retried, then reported as unavailable.
+    ok(bao.request("PUT", "/v1/sys/seal", None), "seal");
+    match store.read(&named("sealed/A")).await {
+        Err(e @ StoreError::Unavailable { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("503") && msg.contains("sealed/A"), "{msg}");
+            assert!(msg.contains("4 attempts"), "{msg}");
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+
+    // Unsealed while a read is being retried: the retry gets the value. The unseal happens
+    // right after the first attempt failed; the backoff leaves at least 1.4 s for it.
+    let port = bao.port();
+    let unseal = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let body = json!({"key": key}).to_string();
+        http(
+            port,
+            "PUT",
+            "/v1/sys/unseal",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    });
+    let read = store.read(&named("sealed/A")).await;
+    let unsealed = unseal.await.expect("unseal task").expect("unseal call");
+    assert_eq!(unsealed.status, 200, "unseal: {unsealed}");
+    let got = read.unwrap_or_else(|e| panic!("read while unsealing: {e}"));
+    assert_eq!(
+        got.map(|v| v.value.expose().to_owned()),
+        Some("kept".into())
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_within_the_budget() {
+    // A listener that never accepts: connections complete in the kernel's backlog and requests
+    // are never answered, as with a hung server or a black-holing firewall.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let started = Instant::now();
+    let options = json!({"url": url, "token": "root"});
+    match open("hashicorp/vault", &settings("hung", options)).await {
+        Err(e @ StoreError::Unavailable { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("\"hung\"") && msg.contains("no answer"),
+                "{msg}"
+            );
+            eprintln!("open against a hung server: {:?}: {msg}", started.elapsed());
+        }
+        Err(e) => panic!("expected unavailable, got {e}"),
+        Ok(_) => panic!("opened against a server that never answers"),
+    }
+    drop(listener);
+}
+
+const APPROLE_ATMOS_YAML: &str = r#"base_path: "."
+stacks:
+  base_path: stacks
+  included_paths: ["**/*"]
+  name_pattern: "{stage}"
+stores:
+  vault:
+    kind: hashicorp-vault
+    secret: true
+    options:
+      auth: approle
+      prefix: atmos
+"#;
+
+#[test]
+fn tofu_reads_with_approle_from_the_environment() {
+    let bao = OpenBao::start();
+    let (role_id, secret_id) = approle(&bao, KV_RW_POLICY);
+    let ws = Workspace::new();
+    ws.write("atmos.yaml", APPROLE_ATMOS_YAML);
+    ws.write("stacks/prod.yaml", TOFU_PROD_YAML);
+    ws.write(
+        "main.tf",
+        format!(
+            "{REQUIRED_PROVIDERS}\nprovider \"atmos\" {{}}\n\ndata \"atmos_secret\" \"db\" {{\n  \
+             name      = \"DB_PASSWORD\"\n  stack     = \"prod\"\n  component = \"api\"\n}}\n\n\
+             output \"db\" {{\n  value     = data.atmos_secret.db.value\n  sensitive = true\n}}\n"
+        ),
+    );
+    let value = unique_name("approle-canary");
+    ok(
+        bao.request(
+            "POST",
+            "/v1/secret/data/atmos/prod/api/DB_PASSWORD",
+            Some(&json!({"data": {"value": value}})),
+        ),
+        "seed",
+    );
+    ws.init().run().assert_success();
+    // Address, role id and secret id all from the environment; no token anywhere.
+    let apply = ws
+        .apply()
+        .env("VAULT_ADDR", bao.endpoint())
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", &secret_id)
+        .run();
+    apply.assert_success();
+    assert!(!apply.combined().contains(&value), "the value leaked");
+    let outputs = ws.output_json().run();
+    outputs.assert_success();
+    assert_eq!(outputs.stdout_json()["db"]["value"], json!(value));
+
+    // Without the secret id the read fails with a diagnostic naming the store, not a hang.
+    let plan = ws
+        .plan()
+        .args(["-refresh=true"])
+        .env("VAULT_ADDR", bao.endpoint())
+        .env("VAULT_ROLE_ID", &role_id)
+        .run();
+    plan.assert_failure();
+    let text = plan.combined();
+    assert!(
+        text.contains("vault") && text.contains("secret_id"),
+        "{plan}"
+    );
+}

@@ -114,8 +114,9 @@ impl Failure {
             Failure::Status { code, errors } => format!("HTTP {code}: {}", errors.join("; ")),
             Failure::Transport(m) | Failure::Other(m) => m.clone(),
             Failure::Budget => format!(
-                "no answer within {} s ({ATTEMPTS} attempts)",
-                CALL_BUDGET.as_secs()
+                "no answer within {} s (each call times out after {} s; up to {ATTEMPTS} attempts)",
+                CALL_BUDGET.as_secs(),
+                CALL_TIMEOUT.as_secs()
             ),
         }
     }
