@@ -862,6 +862,21 @@ fn tofu_reads_and_writes_through_the_vault_store() {
     );
     ws.init().run().assert_success();
 
+    // No token anywhere (option, VAULT_TOKEN, ~/.vault-token): an authentication error that
+    // names the store and says where a token may come from.
+    let plan = ws
+        .plan()
+        .args(["-var", &format!("password={password}")])
+        .run();
+    plan.assert_failure();
+    let text = plan.combined();
+    assert!(
+        text.contains("\"vault\"")
+            && text.contains("no Vault token")
+            && text.contains("VAULT_TOKEN"),
+        "{plan}"
+    );
+
     let plan = ws
         .plan()
         .args(["-var", &format!("password={password}")])
