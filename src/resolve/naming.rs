@@ -97,6 +97,11 @@ impl StoreKind {
                 "mount",
                 "path",
                 "namespace",
+                "auth",
+                "auth_mount",
+                "role_id",
+                "secret_id",
+                "destroy",
             ],
             StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url"],
             StoreKind::GcpSecretManager => &[

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use crate::sensitive::SecretValue;
 
 pub mod sops;
+pub mod vault;
 
 /// A store's settings from `atmos.yaml` (`options`, `identity`), in plain JSON types so that no
 /// configuration format leaks into the backends.

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use super::{SecretStore, StoreError, StoreSettings};
 
 /// Opens the store of `kind` (canonical or legacy spelling) with its settings.
-#[allow(clippy::match_single_binding)] // until the first cloud backend lands
 pub async fn open(
     kind: &str,
     settings: &StoreSettings,
 ) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
+        "hashicorp/vault" | "hashicorp-vault" => super::vault::open(settings).await,
         _ => Err(StoreError::Config(format!(
             "store {:?}: kind {kind:?} is not supported by this build of the provider",
             settings.name
