@@ -960,9 +960,9 @@ type Cached = Arc<Option<SopsFile>>;
 /// `delete` of the last key leaves a valid SOPS file with an empty data map (it keeps the file's
 /// recipients for later writes, and `sops -d` still opens it).
 ///
-/// The version of a value is the file's `sops.lastmodified`: it changes whenever any key of the
-/// file is written, and has one-second resolution (two writes within a second share it). A null
-/// value reads as unset.
+/// The version of a value is [`SopsFile::key_version`]: a MAC of that key and its value under
+/// the file's data key, so it changes exactly when that value changes (not when another key of
+/// the file is written) and reveals nothing about the value. A null value reads as unset.
 ///
 /// The per-file lock covers writers in this process only; a concurrent `sops` edit of the same
 /// file from another process can still be overwritten (last writer wins).
