@@ -98,7 +98,7 @@ impl StoreKind {
                 "path",
                 "namespace",
             ],
-            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url"],
+            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url", "purge"],
             StoreKind::GcpSecretManager => &[
                 "prefix",
                 "stack_delimiter",

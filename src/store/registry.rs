@@ -8,6 +8,10 @@ use super::{SecretStore, StoreError, StoreSettings};
 /// Opens the store of `kind` (canonical or legacy spelling) with its settings.
 pub async fn open(kind: &str, settings: &StoreSettings) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
+        "azure/keyvault" | "azure-key-vault" => Ok(Arc::new(super::azure::AzureKeyVault::open(settings)?)),
+        "gcp/secretmanager" | "google-secret-manager" | "gsm" => {
+            Ok(Arc::new(super::gcp::GcpSecretManager::open(settings)?))
+        }
         _ => Err(StoreError::Config(format!(
             "store {:?}: kind {kind:?} is not supported by this build of the provider",
             settings.name
