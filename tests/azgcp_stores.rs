@@ -42,13 +42,19 @@ async fn missing_required_options_are_config_errors() {
         .await
         .err()
         .expect("vault_url is required");
-    assert!(matches!(err, StoreError::Config(ref m) if m.contains("vault_url")), "{err}");
+    assert!(
+        matches!(err, StoreError::Config(ref m) if m.contains("vault_url")),
+        "{err}"
+    );
     if std::env::var_os("GOOGLE_CLOUD_PROJECT").is_none() {
         let err = registry::open("gsm", &settings(serde_json::json!({})))
             .await
             .err()
             .expect("project_id is required");
-        assert!(matches!(err, StoreError::Config(ref m) if m.contains("project_id")), "{err}");
+        assert!(
+            matches!(err, StoreError::Config(ref m) if m.contains("project_id")),
+            "{err}"
+        );
     }
 }
 
@@ -56,21 +62,34 @@ async fn assert_unavailable(kind: &str, options: serde_json::Value) {
     let store = registry::open(kind, &settings(options)).await.expect(kind);
     let loc = Location::Named("app-db".into());
     let value = SecretValue::new("hunter2".to_owned());
-    let read = tokio::time::timeout(HANG_GUARD, store.read(&loc)).await.expect("read hung");
+    let read = tokio::time::timeout(HANG_GUARD, store.read(&loc))
+        .await
+        .expect("read hung");
     let write = tokio::time::timeout(HANG_GUARD, store.write(&loc, &value))
         .await
         .expect("write hung");
-    let delete = tokio::time::timeout(HANG_GUARD, store.delete(&loc)).await.expect("delete hung");
+    let delete = tokio::time::timeout(HANG_GUARD, store.delete(&loc))
+        .await
+        .expect("delete hung");
     for (what, err) in [
         ("read", read.err()),
         ("write", write.err()),
         ("delete", delete.err()),
     ] {
         let err = err.unwrap_or_else(|| panic!("{kind} {what} against a closed port succeeded"));
-        assert!(matches!(err, StoreError::Unavailable { .. }), "{kind} {what}: {err}");
+        assert!(
+            matches!(err, StoreError::Unavailable { .. }),
+            "{kind} {what}: {err}"
+        );
         let text = err.to_string();
-        assert!(text.contains("app-db"), "{kind} {what} names the location: {text}");
-        assert!(!text.contains("hunter2"), "{kind} {what} leaks the value: {text}");
+        assert!(
+            text.contains("app-db"),
+            "{kind} {what} names the location: {text}"
+        );
+        assert!(
+            !text.contains("hunter2"),
+            "{kind} {what} leaks the value: {text}"
+        );
     }
 }
 
@@ -78,7 +97,7 @@ async fn assert_unavailable(kind: &str, options: serde_json::Value) {
 async fn azure_against_a_closed_port_is_unavailable() {
     assert_unavailable(
         "azure/keyvault",
-        serde_json::json!({"vault_url": "http://127.0.0.1:1/", "purge": true}),
+        serde_json::json!({"vault_url": "https://127.0.0.1:1/", "purge": true}),
     )
     .await;
 }

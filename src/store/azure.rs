@@ -64,8 +64,16 @@ impl AzureKeyVault {
             }
         };
         let url = azure_core::http::Url::parse(&vault_url).map_err(|e| {
-            StoreError::Config(format!("store {name:?}: option `vault_url` {vault_url:?}: {e}"))
+            StoreError::Config(format!(
+                "store {name:?}: option `vault_url` {vault_url:?}: {e}"
+            ))
         })?;
+        // The SDK refuses to send a token over plain HTTP; say so before any request does.
+        if url.scheme() != "https" {
+            return Err(StoreError::Config(format!(
+                "store {name:?}: option `vault_url` must be an https URL, not {vault_url:?}"
+            )));
+        }
         // The challenge's resource must match the vault's domain, which an emulator on loopback
         // cannot do; a real vault keeps the check (it stops tokens going to a look-alike host).
         let loopback = matches!(
@@ -103,11 +111,20 @@ impl AzureKeyVault {
             .set_secret(name, params.try_into()?, None)
             .await?
             .into_model()?;
-        Ok(secret.id.as_deref().and_then(version_of).unwrap_or_default())
+        Ok(secret
+            .id
+            .as_deref()
+            .and_then(version_of)
+            .unwrap_or_default())
     }
 
     /// Polls `check` until it answers `true` or the poll budget is spent.
-    async fn poll<F, Fut>(&self, location: &Location, what: &str, mut check: F) -> Result<(), StoreError>
+    async fn poll<F, Fut>(
+        &self,
+        location: &Location,
+        what: &str,
+        mut check: F,
+    ) -> Result<(), StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<bool, StoreError>>,
@@ -203,7 +220,9 @@ impl SecretStore for AzureKeyVault {
             }
         })
         .await?;
-        self.set(name, value).await.map_err(|e| map_error(location, &e))
+        self.set(name, value)
+            .await
+            .map_err(|e| map_error(location, &e))
     }
 
     async fn delete(&self, location: &Location) -> Result<(), StoreError> {
@@ -235,9 +254,17 @@ struct AttemptTimeout(Duration);
 
 #[async_trait]
 impl Policy for AttemptTimeout {
-    async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
         let Some((first, rest)) = next.split_first() else {
-            return Err(azure_core::Error::with_message(ErrorKind::Other, "no transport policy"));
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Other,
+                "no transport policy",
+            ));
         };
         match tokio::time::timeout(self.0, first.send(ctx, request, rest)).await {
             Ok(result) => result,
@@ -265,7 +292,12 @@ impl Chain {
             env("AZURE_CLIENT_ID"),
             env("AZURE_CLIENT_SECRET"),
         ) {
-            sources.push(ClientSecretCredential::new(&tenant, client, Secret::new(secret), None)?);
+            sources.push(ClientSecretCredential::new(
+                &tenant,
+                client,
+                Secret::new(secret),
+                None,
+            )?);
         }
         if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
             sources.push(WorkloadIdentityCredential::new(None)?);
@@ -331,22 +363,36 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        let err = AzureKeyVault::open(&settings(serde_json::json!({}))).err().unwrap();
+        let err = AzureKeyVault::open(&settings(serde_json::json!({})))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("`vault_url` is required"), "{err}");
         let err = AzureKeyVault::open(&settings(serde_json::json!({"vault_url": ["x"]})))
             .err()
             .unwrap();
-        assert!(err.to_string().contains("`vault_url` must be a string"), "{err}");
+        assert!(
+            err.to_string().contains("`vault_url` must be a string"),
+            "{err}"
+        );
         let err = AzureKeyVault::open(&settings(serde_json::json!({"vault_url": "not a url"})))
             .err()
             .unwrap();
         assert!(matches!(err, StoreError::Config(_)), "{err}");
         let err = AzureKeyVault::open(&settings(
+            serde_json::json!({"vault_url": "http://127.0.0.1:8443"}),
+        ))
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("must be an https URL"), "{err}");
+        let err = AzureKeyVault::open(&settings(
             serde_json::json!({"vault_url": "https://v.vault.azure.net", "purge": "yes"}),
         ))
         .err()
         .unwrap();
-        assert!(err.to_string().contains("`purge` must be true or false"), "{err}");
+        assert!(
+            err.to_string().contains("`purge` must be true or false"),
+            "{err}"
+        );
         let store = AzureKeyVault::open(&settings(
             serde_json::json!({"vault_url": "https://v.vault.azure.net/", "purge": true}),
         ))
@@ -367,11 +413,26 @@ mod tests {
     #[test]
     fn errors_map_to_store_errors() {
         let loc = Location::Named("app-db".into());
-        assert!(matches!(map_error(&loc, &http(401)), StoreError::Auth { .. }));
-        assert!(matches!(map_error(&loc, &http(403)), StoreError::Denied { .. }));
-        assert!(matches!(map_error(&loc, &http(429)), StoreError::Unavailable { .. }));
-        assert!(matches!(map_error(&loc, &http(503)), StoreError::Unavailable { .. }));
-        assert!(matches!(map_error(&loc, &http(400)), StoreError::Other { .. }));
+        assert!(matches!(
+            map_error(&loc, &http(401)),
+            StoreError::Auth { .. }
+        ));
+        assert!(matches!(
+            map_error(&loc, &http(403)),
+            StoreError::Denied { .. }
+        ));
+        assert!(matches!(
+            map_error(&loc, &http(429)),
+            StoreError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            map_error(&loc, &http(503)),
+            StoreError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            map_error(&loc, &http(400)),
+            StoreError::Other { .. }
+        ));
         let cred = azure_core::Error::with_message(ErrorKind::Credential, "no token");
         assert!(matches!(map_error(&loc, &cred), StoreError::Auth { .. }));
         let io = azure_core::Error::with_message(ErrorKind::Io, "refused");

@@ -125,7 +125,10 @@ impl GcpSecretManager {
         if self.locations.is_empty() {
             Replication::new().set_automatic(Automatic::new())
         } else {
-            let replicas = self.locations.iter().map(|l| Replica::new().set_location(l));
+            let replicas = self
+                .locations
+                .iter()
+                .map(|l| Replica::new().set_location(l));
             Replication::new().set_user_managed(UserManaged::new().set_replicas(replicas))
         }
     }
@@ -158,7 +161,10 @@ fn credentials_json(store: &str, text: &str) -> Result<serde_json::Value, StoreE
 
 /// Builds credentials from a credentials file's JSON, by its `type`.
 fn credentials_from(json: &serde_json::Value) -> Result<Credentials, String> {
-    let kind = json.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+    let kind = json
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
     let json = json.clone();
     let built = match kind {
         "service_account" => service_account::Builder::new(json).build(),
@@ -304,7 +310,11 @@ mod tests {
     }
 
     fn service(code: Code) -> GcpError {
-        GcpError::service(Status::default().set_code(code).set_message("from the server"))
+        GcpError::service(
+            Status::default()
+                .set_code(code)
+                .set_message("from the server"),
+        )
     }
 
     #[test]
@@ -312,13 +322,19 @@ mod tests {
         let err = GcpSecretManager::open(&settings(serde_json::json!({"project_id": {"a": 1}})))
             .err()
             .unwrap();
-        assert!(err.to_string().contains("`project_id` must be a string"), "{err}");
+        assert!(
+            err.to_string().contains("`project_id` must be a string"),
+            "{err}"
+        );
         let err = GcpSecretManager::open(&settings(
             serde_json::json!({"project_id": "p", "locations": [1]}),
         ))
         .err()
         .unwrap();
-        assert!(err.to_string().contains("`locations` must be a list"), "{err}");
+        assert!(
+            err.to_string().contains("`locations` must be a list"),
+            "{err}"
+        );
         let err = GcpSecretManager::open(&settings(
             serde_json::json!({"project_id": "p", "credentials": 3}),
         ))
@@ -345,7 +361,11 @@ mod tests {
         assert_eq!(store.secret_name("a_b"), "projects/p/secrets/a_b");
         let replicas = store.replication();
         let managed = replicas.user_managed().unwrap();
-        let locs: Vec<_> = managed.replicas.iter().map(|r| r.location.as_str()).collect();
+        let locs: Vec<_> = managed
+            .replicas
+            .iter()
+            .map(|r| r.location.as_str())
+            .collect();
         assert_eq!(locs, ["us-east1", "europe-west1"]);
         let auto = GcpSecretManager::open(&settings(serde_json::json!({"project_id": "p"})))
             .unwrap()
@@ -355,7 +375,9 @@ mod tests {
 
     #[test]
     fn unsupported_credential_type_is_named() {
-        let err = credentials_from(&serde_json::json!({"type": "gdch_thing"})).err().unwrap();
+        let err = credentials_from(&serde_json::json!({"type": "gdch_thing"}))
+            .err()
+            .unwrap();
         assert!(err.contains("gdch_thing"), "{err}");
     }
 
@@ -389,9 +411,16 @@ mod tests {
             };
             assert_eq!(got, want, "{code:?}");
         }
-        assert!(map_error(&loc, &service(Code::Unavailable)).to_string().contains("app_db"));
+        assert!(
+            map_error(&loc, &service(Code::Unavailable))
+                .to_string()
+                .contains("app_db")
+        );
         let refused = GcpError::connect("connection refused");
-        assert!(matches!(map_error(&loc, &refused), StoreError::Unavailable { .. }));
+        assert!(matches!(
+            map_error(&loc, &refused),
+            StoreError::Unavailable { .. }
+        ));
         assert!(is_code(&service(Code::NotFound), Code::NotFound));
     }
 }

@@ -6,9 +6,14 @@ use std::sync::Arc;
 use super::{SecretStore, StoreError, StoreSettings};
 
 /// Opens the store of `kind` (canonical or legacy spelling) with its settings.
-pub async fn open(kind: &str, settings: &StoreSettings) -> Result<Arc<dyn SecretStore>, StoreError> {
+pub async fn open(
+    kind: &str,
+    settings: &StoreSettings,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
-        "azure/keyvault" | "azure-key-vault" => Ok(Arc::new(super::azure::AzureKeyVault::open(settings)?)),
+        "azure/keyvault" | "azure-key-vault" => {
+            Ok(Arc::new(super::azure::AzureKeyVault::open(settings)?))
+        }
         "gcp/secretmanager" | "google-secret-manager" | "gsm" => {
             Ok(Arc::new(super::gcp::GcpSecretManager::open(settings)?))
         }
