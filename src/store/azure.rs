@@ -340,6 +340,7 @@ impl TokenCredential for Chain {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use azure_core::http::StatusCode;

@@ -297,6 +297,7 @@ impl SecretStore for GcpSecretManager {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use google_cloud_gax::error::rpc::Status;
