@@ -7,8 +7,8 @@
 //! recovers it (Key Vault refuses to set a secret that is deleted but recoverable).
 //!
 //! Credentials: `AZURE_TENANT_ID` + `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET` (service
-//! principal), then workload identity (`AZURE_FEDERATED_TOKEN_FILE`), then managed identity, then
-//! the developer tools (`az`, `azd`): the first that yields a token is kept.
+//! principal), then workload identity (`AZURE_FEDERATED_TOKEN_FILE`), then the developer tools
+//! (`az`, `azd`), then managed identity: the first that yields a token is kept.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions};
 use azure_identity::{
     ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
-    WorkloadIdentityCredential,
+    ManagedIdentityCredentialOptions, WorkloadIdentityCredential,
 };
 use azure_security_keyvault_secrets::models::SetSecretParameters;
 use azure_security_keyvault_secrets::{ResourceId, SecretClient, SecretClientOptions};
@@ -302,8 +302,24 @@ impl Chain {
         if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
             sources.push(WorkloadIdentityCredential::new(None)?);
         }
-        sources.push(ManagedIdentityCredential::new(None)?);
+        // Developer tools before managed identity: `az`/`azd` fail at once where they are absent
+        // or logged out, while the instance metadata endpoint that managed identity asks does not
+        // answer at all off Azure; its attempts are bounded so that such a host fails in time.
         sources.push(DeveloperToolsCredential::new(None)?);
+        sources.push(ManagedIdentityCredential::new(Some(
+            ManagedIdentityCredentialOptions {
+                client_options: ClientOptions {
+                    retry: RetryOptions::exponential(ExponentialRetryOptions {
+                        max_retries: 3,
+                        max_total_elapsed: azure_core::time::Duration::seconds(20),
+                        ..Default::default()
+                    }),
+                    per_try_policies: vec![Arc::new(AttemptTimeout(Duration::from_secs(5)))],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ))?);
         Ok(Arc::new(Self {
             sources,
             chosen: AtomicUsize::new(usize::MAX),
