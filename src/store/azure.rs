@@ -155,7 +155,16 @@ fn status(e: &azure_core::Error) -> Option<u16> {
 /// Maps an SDK error to a [`StoreError`] naming the location. (404 is handled by callers.)
 pub fn map_error(location: &Location, e: &azure_core::Error) -> StoreError {
     let location = location.to_string();
-    let message = e.to_string();
+    // The retry policy's words hide the cause (a refused connection, a timeout): add the chain.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
     match (e.kind(), status(e)) {
         (_, Some(401)) | (ErrorKind::Credential, _) => StoreError::Auth { location, message },
         (_, Some(403)) => StoreError::Denied { location, message },

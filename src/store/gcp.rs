@@ -185,7 +185,16 @@ pub fn version_of(name: &str) -> Option<String> {
 /// Maps an SDK error to a [`StoreError`] naming the location. (NOT_FOUND is handled by callers.)
 pub fn map_error(location: &Location, e: &GcpError) -> StoreError {
     let location = location.to_string();
-    let message = e.to_string();
+    // Add the causes (a refused connection, a TLS failure) that the top error leaves out.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
     let code = e.status().map(|s| s.code);
     let http = e.http_status_code();
     if e.is_authentication() || code == Some(Code::Unauthenticated) || http == Some(401) {
