@@ -103,7 +103,7 @@ impl StoreKind {
                 "secret_id",
                 "destroy",
             ],
-            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url"],
+            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url", "purge"],
             StoreKind::GcpSecretManager => &[
                 "prefix",
                 "stack_delimiter",

@@ -5,8 +5,10 @@
 //! escapes when the configuration is loaded). A store only does I/O: it never sees Terraform
 //! types, and secret material only travels as [`SecretValue`].
 
+pub mod azure;
 pub mod cache;
 pub mod encoding;
+pub mod gcp;
 pub mod registry;
 
 use std::path::PathBuf;

@@ -12,6 +12,12 @@ pub async fn open(
 ) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
         "hashicorp/vault" | "hashicorp-vault" => super::vault::open(settings).await,
+        "azure/keyvault" | "azure-key-vault" => {
+            Ok(Arc::new(super::azure::AzureKeyVault::open(settings)?))
+        }
+        "gcp/secretmanager" | "google-secret-manager" | "gsm" => {
+            Ok(Arc::new(super::gcp::GcpSecretManager::open(settings)?))
+        }
         _ => Err(StoreError::Config(format!(
             "store {:?}: kind {kind:?} is not supported by this build of the provider",
             settings.name
