@@ -319,7 +319,6 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
     resp
 }
 
-
 fn place(r: &ResolvedSecret) -> String {
     match &r.component {
         Some(c) => format!("component {c:?} of stack {:?}", r.stack),
@@ -333,14 +332,8 @@ mod tests {
 
     #[test]
     fn sentence_adds_one_full_stop() {
-        assert_eq!(
-            sentence("stack \"x\" not found"),
-            "stack \"x\" not found."
-        );
-        assert_eq!(
-            sentence("did you mean \"prod\"?"),
-            "did you mean \"prod\"?"
-        );
+        assert_eq!(sentence("stack \"x\" not found"), "stack \"x\" not found.");
+        assert_eq!(sentence("did you mean \"prod\"?"), "did you mean \"prod\"?");
         assert_eq!(sentence("done."), "done.");
     }
 }

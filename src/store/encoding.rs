@@ -96,9 +96,15 @@ mod tests {
     fn vault_keeps_the_value_field() {
         let data = vault_encode(&s("v1"));
         assert_eq!(data, serde_json::json!({"value": "v1"}));
-        assert_eq!(vault_decode(&data).map(|v| v.expose().to_owned()), Some("v1".into()));
+        assert_eq!(
+            vault_decode(&data).map(|v| v.expose().to_owned()),
+            Some("v1".into())
+        );
         let obj = serde_json::json!({"value": {"a": true}});
-        assert_eq!(vault_decode(&obj).map(|v| v.expose().to_owned()), Some("{\"a\":true}".into()));
+        assert_eq!(
+            vault_decode(&obj).map(|v| v.expose().to_owned()),
+            Some("{\"a\":true}".into())
+        );
         assert!(vault_decode(&serde_json::json!({"other": 1})).is_none());
     }
 }

@@ -3,11 +3,16 @@
 
 use std::sync::Arc;
 
-use super::{SecretStore, StoreError, StoreSettings};
+use super::{SecretStore, StoreError, StoreSettings, asm, ssm};
 
 /// Opens the store of `kind` (canonical or legacy spelling) with its settings.
-pub async fn open(kind: &str, settings: &StoreSettings) -> Result<Arc<dyn SecretStore>, StoreError> {
+pub async fn open(
+    kind: &str,
+    settings: &StoreSettings,
+) -> Result<Arc<dyn SecretStore>, StoreError> {
     match kind {
+        "aws/ssm" | "aws-ssm-parameter-store" => Ok(Arc::new(ssm::SsmStore::open(settings).await?)),
+        "aws/asm" | "aws-secrets-manager" => Ok(Arc::new(asm::AsmStore::open(settings).await?)),
         _ => Err(StoreError::Config(format!(
             "store {:?}: kind {kind:?} is not supported by this build of the provider",
             settings.name

@@ -1,0 +1,225 @@
+//! What the two AWS stores share: building the SDK configuration from a store's `options`, and
+//! turning SDK errors into [`StoreError`]s. No SDK type leaves the AWS store files.
+//!
+//! Every call is bounded: a connect timeout, a per-attempt timeout and an overall operation
+//! timeout, with the SDK's standard retry mode (jittered exponential backoff, throttling and 5xx
+//! retried) capped at [`MAX_ATTEMPTS`] attempts inside that budget.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use super::{StoreError, StoreSettings};
+
+/// Time to open a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time for one attempt of a call (request sent to response read).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a whole call, retries and backoff included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts per call (the first one included).
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// SDK configurations for reading and for writing: the same unless `read_role_arn` or
+/// `write_role_arn` makes one of them assume a role.
+pub struct AwsConfigs {
+    /// For reads and existence checks.
+    pub read: SdkConfig,
+    /// For writes and deletes.
+    pub write: SdkConfig,
+}
+
+/// Loads the standard credential chain (environment, profile, SSO, web identity, container,
+/// instance metadata), with `region` and `endpoint` / `endpoint_url` from the store's options.
+pub async fn load(settings: &StoreSettings) -> Result<AwsConfigs, StoreError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    if let Some(region) = settings.string("region")? {
+        loader = loader.region(Region::new(region));
+    }
+    let endpoint = match settings.string("endpoint")? {
+        Some(e) => Some(e),
+        None => settings.string("endpoint_url")?,
+    };
+    if let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let base = loader.load().await;
+    if base.region().is_none() {
+        return Err(StoreError::Config(format!(
+            "store {:?}: no AWS region: set `options.region` or AWS_REGION",
+            settings.name
+        )));
+    }
+    Ok(AwsConfigs {
+        read: assume(&base, settings.string("read_role_arn")?, "read").await,
+        write: assume(&base, settings.string("write_role_arn")?, "write").await,
+    })
+}
+
+/// `base` with credentials from STS AssumeRole on `role_arn` (refreshed by the SDK), or `base`
+/// itself when no role is set.
+async fn assume(base: &SdkConfig, role_arn: Option<String>, purpose: &str) -> SdkConfig {
+    let Some(role_arn) = role_arn.filter(|r| !r.is_empty()) else {
+        return base.clone();
+    };
+    let provider = AssumeRoleProvider::builder(role_arn)
+        .session_name(format!("terraform-provider-atmos-{purpose}"))
+        .configure(base)
+        .build()
+        .await;
+    base.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+/// An SDK failure reduced to what [`StoreError`] needs; cloneable, so that one failed batch call
+/// can answer for every location in it.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    kind: FaultKind,
+    message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultKind {
+    Auth,
+    Denied,
+    Unavailable,
+    Other,
+}
+
+/// Service error codes that mean the credentials are missing, wrong or expired.
+const AUTH_CODES: &[&str] = &[
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// Service error codes that mean the caller is known but not allowed.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "KMSAccessDeniedException",
+];
+
+/// Codes that only remain after the retry budget is spent.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalServiceError",
+    "ServiceUnavailable",
+];
+
+impl Fault {
+    /// Classifies an SDK error.
+    pub fn of<E>(err: &SdkError<E>) -> Fault
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let message = DisplayErrorContext(err).to_string();
+        let kind = match err {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or_default();
+                let status = service.raw().status().as_u16();
+                if AUTH_CODES.contains(&code) {
+                    FaultKind::Auth
+                } else if DENIED_CODES.contains(&code) {
+                    FaultKind::Denied
+                } else if UNAVAILABLE_CODES.contains(&code) || status >= 500 {
+                    FaultKind::Unavailable
+                } else {
+                    FaultKind::Other
+                }
+            }
+            _ if caused_by_credentials(err) => FaultKind::Auth,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FaultKind::Unavailable,
+            SdkError::ResponseError(_) => FaultKind::Unavailable,
+            _ => FaultKind::Other,
+        };
+        Fault { kind, message }
+    }
+
+    /// A per-item error of a batch call (`code`, `message` as the service reported them).
+    pub fn item(code: &str, message: &str) -> Fault {
+        let kind = if AUTH_CODES.contains(&code) {
+            FaultKind::Auth
+        } else if DENIED_CODES.contains(&code) {
+            FaultKind::Denied
+        } else if UNAVAILABLE_CODES.contains(&code) {
+            FaultKind::Unavailable
+        } else {
+            FaultKind::Other
+        };
+        Fault {
+            kind,
+            message: format!("{code}: {message}"),
+        }
+    }
+
+    /// Whether the backend's message (or code) contains `needle`.
+    pub fn message_contains(&self, needle: &str) -> bool {
+        self.message.contains(needle)
+    }
+
+    /// The same fault with `secret` (a value this call sent) blanked out of the message, in case
+    /// a server echoes request fields in its error text.
+    pub fn without(mut self, secret: &str) -> Fault {
+        if secret.len() >= 4 {
+            self.message = self.message.replace(secret, "***");
+        }
+        self
+    }
+
+    /// The error for `location`.
+    pub fn at(&self, location: &str) -> StoreError {
+        let location = location.to_owned();
+        let message = self.message.clone();
+        match self.kind {
+            FaultKind::Auth => StoreError::Auth { location, message },
+            FaultKind::Denied => StoreError::Denied { location, message },
+            FaultKind::Unavailable => StoreError::Unavailable {
+                location,
+                message: format!(
+                    "{message} (gave up after at most {MAX_ATTEMPTS} attempts within \
+                     {OPERATION_TIMEOUT:?})"
+                ),
+            },
+            FaultKind::Other => StoreError::Other { location, message },
+        }
+    }
+}
+
+/// Whether credential resolution (not the service) failed: no credentials in the chain, a broken
+/// profile, a failed AssumeRole.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
