@@ -29,8 +29,13 @@ const PARALLEL_BATCHES: usize = 4;
 /// Atmos's and AWS's default recovery window.
 const DEFAULT_RECOVERY_DAYS: i64 = 30;
 
-/// Words of the InvalidRequestException for a secret scheduled for deletion.
-const MARKED_FOR_DELETION: &str = "marked for deletion";
+/// Words of the InvalidRequestException for a secret scheduled for deletion (AWS says "marked
+/// for deletion", moto "marked deleted").
+const MARKED_FOR_DELETION: [&str; 2] = ["marked for deletion", "marked deleted"];
+
+fn pending_deletion(message: &str) -> bool {
+    MARKED_FOR_DELETION.iter().any(|m| message.contains(m))
+}
 
 /// The Secrets Manager backend.
 pub struct AsmStore {
@@ -92,12 +97,11 @@ impl AsmStore {
             };
             let code = error.error_code().unwrap_or_default();
             let message = error.message().unwrap_or_default();
-            let result =
-                if code == "ResourceNotFoundException" || message.contains(MARKED_FOR_DELETION) {
-                    Ok(None)
-                } else {
-                    Err(Fault::item(code, message))
-                };
+            let result = if code == "ResourceNotFoundException" || pending_deletion(message) {
+                Ok(None)
+            } else {
+                Err(Fault::item(code, message))
+            };
             found.insert(id.to_owned(), result);
         }
         Ok(found)
@@ -120,7 +124,7 @@ impl AsmStore {
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => {
                 let fault = Fault::of(&e);
-                if !fault.message_contains(MARKED_FOR_DELETION) {
+                if !fault.is(pending_deletion) {
                     return Err(fault);
                 }
                 self.write
@@ -181,7 +185,7 @@ fn versioned(entry: &SecretValueEntry) -> Option<Versioned> {
 
 /// Whether a service error says "no such secret" or "scheduled for deletion": a missing value.
 fn is_missing(fault: &Fault, not_found: bool) -> bool {
-    not_found || fault.message_contains(MARKED_FOR_DELETION)
+    not_found || fault.is(pending_deletion)
 }
 
 #[async_trait]

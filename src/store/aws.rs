@@ -138,10 +138,15 @@ impl Fault {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let message = DisplayErrorContext(err).to_string();
+        let mut message = DisplayErrorContext(err).to_string();
         let kind = match err {
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or_default();
+                // The service's own words; the full error context repeats them with debug noise.
+                message = format!(
+                    "{code}: {}",
+                    service.err().message().unwrap_or("(no message)")
+                );
                 let status = service.raw().status().as_u16();
                 if AUTH_CODES.contains(&code) {
                     FaultKind::Auth
@@ -178,9 +183,9 @@ impl Fault {
         }
     }
 
-    /// Whether the backend's message (or code) contains `needle`.
-    pub fn message_contains(&self, needle: &str) -> bool {
-        self.message.contains(needle)
+    /// Whether the backend's message (or code) passes `test`.
+    pub fn is(&self, test: impl Fn(&str) -> bool) -> bool {
+        test(&self.message)
     }
 
     /// The same fault with `secret` (a value this call sent) blanked out of the message, in case
