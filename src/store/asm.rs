@@ -30,8 +30,12 @@ const PARALLEL_BATCHES: usize = 4;
 const DEFAULT_RECOVERY_DAYS: i64 = 30;
 
 /// Words of the InvalidRequestException for a secret scheduled for deletion (AWS says "marked
-/// for deletion", moto "marked deleted").
-const MARKED_FOR_DELETION: [&str; 2] = ["marked for deletion", "marked deleted"];
+/// for deletion" or, on CreateSecret, "scheduled for deletion"; moto says "marked deleted").
+const MARKED_FOR_DELETION: [&str; 3] = [
+    "marked for deletion",
+    "scheduled for deletion",
+    "marked deleted",
+];
 
 fn pending_deletion(message: &str) -> bool {
     MARKED_FOR_DELETION.iter().any(|m| message.contains(m))
@@ -107,36 +111,9 @@ impl AsmStore {
         Ok(found)
     }
 
-    /// PutSecretValue, then CreateSecret if there is no such secret yet, or RestoreSecret and
-    /// PutSecretValue again if it is scheduled for deletion.
+    /// CreateSecret; PutSecretValue when the secret exists; RestoreSecret first when it is
+    /// scheduled for deletion (AWS refuses new versions of such a secret).
     async fn put(&self, name: &str, encoded: &str) -> Result<String, Fault> {
-        let put = || {
-            self.write
-                .put_secret_value()
-                .secret_id(name)
-                .secret_string(encoded)
-                .send()
-        };
-        match put().await {
-            Ok(out) => return Ok(out.version_id().unwrap_or_default().to_owned()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => {
-                let fault = Fault::of(&e);
-                if !fault.is(pending_deletion) {
-                    return Err(fault);
-                }
-                self.write
-                    .restore_secret()
-                    .secret_id(name)
-                    .send()
-                    .await
-                    .map_err(|e| Fault::of(&e))?;
-                let out = put().await.map_err(|e| Fault::of(&e))?;
-                return Ok(out.version_id().unwrap_or_default().to_owned());
-            }
-        }
         let created = self
             .write
             .create_secret()
@@ -145,18 +122,29 @@ impl AsmStore {
             .set_kms_key_id(self.kms_key_id.clone())
             .send()
             .await;
-        match created {
-            Ok(out) => Ok(out.version_id().unwrap_or_default().to_owned()),
-            // Another writer created it between our two calls: put our value on top.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_exists_exception()) =>
-            {
-                let out = put().await.map_err(|e| Fault::of(&e))?;
-                Ok(out.version_id().unwrap_or_default().to_owned())
-            }
-            Err(e) => Err(Fault::of(&e)),
+        let fault = match created {
+            Ok(out) => return Ok(out.version_id().unwrap_or_default().to_owned()),
+            Err(e) => Fault::of(&e),
+        };
+        if fault.is(pending_deletion) {
+            self.write
+                .restore_secret()
+                .secret_id(name)
+                .send()
+                .await
+                .map_err(|e| Fault::of(&e))?;
+        } else if !fault.is(|m| m.starts_with("ResourceExistsException")) {
+            return Err(fault);
         }
+        let out = self
+            .write
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(encoded)
+            .send()
+            .await
+            .map_err(|e| Fault::of(&e))?;
+        Ok(out.version_id().unwrap_or_default().to_owned())
     }
 }
 
