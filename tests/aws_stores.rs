@@ -64,6 +64,8 @@ fn in_child(test: &str, creds: bool) -> bool {
         "child run of {test} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    // The child's own notes (figures), visible with --nocapture.
+    eprint!("{stderr}");
     false
 }
 
@@ -981,4 +983,72 @@ output "hook" {{
             || text.contains("app/plat/ue2/prod/WEBHOOK"),
         "{text}"
     );
+}
+
+#[test]
+fn tofu_atmos_secrets_reads_100_per_store_in_batches() {
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.port());
+    let ws = Workspace::new();
+    ws.write(
+        "atmos.yaml",
+        atmos_yaml(&proxy.endpoint(), &proxy.endpoint()),
+    );
+    ws.write("stacks/prod.yaml", hundred_secrets_stack());
+    for i in 0..100 {
+        let resp = moto.aws_json(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &json!({"Name": format!("/atmos/plat/ue2/prod/P{i:03}"), "Value": format!("p{i}"), "Type": "SecureString"}),
+        );
+        assert_eq!(resp.status, 200, "{resp}");
+        let resp = moto.aws_json(
+            "secretsmanager",
+            "secretsmanager.CreateSecret",
+            &json!({"Name": format!("app/plat/ue2/prod/S{i:03}"), "SecretString": format!("\"s{i}\"")}),
+        );
+        assert_eq!(resp.status, 200, "{resp}");
+    }
+    ws.write(
+        "main.tf",
+        format!(
+            r#"{REQUIRED_PROVIDERS}
+provider "atmos" {{}}
+
+data "atmos_secrets" "all" {{
+  stack = "plat-ue2-prod"
+}}
+
+output "values" {{
+  value     = data.atmos_secrets.all.values
+  sensitive = true
+}}
+"#
+        ),
+    );
+    let aws = |t: Tofu| {
+        t.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    };
+    ws.init().run().assert_success();
+    proxy.reset();
+    aws(ws.plan()).run().assert_success();
+    let (gp, bg) = (
+        proxy.count("AmazonSSM.GetParameters"),
+        proxy.count("secretsmanager.BatchGetSecretValue"),
+    );
+    eprintln!("tofu plan, 200 declared secrets: {gp} GetParameters, {bg} BatchGetSecretValue");
+    assert!(gp > 0 && gp <= 10, "GetParameters: {gp}");
+    assert!(bg > 0 && bg <= 5, "BatchGetSecretValue: {bg}");
+    assert_eq!(proxy.count("AmazonSSM.GetParameter"), 0);
+    assert_eq!(proxy.count("secretsmanager.GetSecretValue"), 0);
+
+    aws(ws.apply()).run().assert_success();
+    let out = ws.output_json().run();
+    out.assert_success();
+    let values = &out.stdout_json()["values"]["value"];
+    assert_eq!(values.as_object().map(|m| m.len()), Some(200), "{values}");
+    assert_eq!(values["P042"], "p42");
+    assert_eq!(values["S099"], "s99");
 }
