@@ -183,6 +183,19 @@ fn ssm_write_read_delete_and_atmos_encoding() {
             vec![Some(String::new()), None, Some("{\"user\":\"u\",\"n\":1}".into()), Some(String::new())]
         );
 
+        // Versions by SSM selector, single and batched.
+        let v1 = named(&format!("{name}:1"));
+        assert_eq!(
+            read_value(&*store, &v1).await,
+            Some(("first".into(), Some("1".into())))
+        );
+        let batch = store.read_many(&[v1.clone(), named(&format!("{name}:2"))]).await;
+        let batch: Vec<Option<String>> = batch
+            .into_iter()
+            .map(|r| r.expect("batched read").map(|v| v.value.expose().to_owned()))
+            .collect();
+        assert_eq!(batch, vec![Some("first".into()), Some("second".into())]);
+
         store.delete(&loc).await.expect("delete");
         assert!(read_value(&*store, &loc).await.is_none());
         assert!(!store.exists(&loc).await.expect("exists"));

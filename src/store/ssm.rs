@@ -1,7 +1,8 @@
 //! AWS SSM Parameter Store (`aws/ssm`, legacy `aws-ssm-parameter-store`).
 //!
 //! Values are `SecureString` parameters, encoded as Atmos does ([`ssm_encode`]); the version id
-//! is the parameter's `Version`. Batched reads use GetParameters, ten names per call (the API's
+//! is the parameter's `Version`. A name may carry SSM's own selector (`/a/B:3`, `/a/B:label`) to
+//! read a given version or label. Batched reads use GetParameters, ten names per call (the API's
 //! limit); names it reports as invalid are missing values.
 //!
 //! Options: `region`, `endpoint` / `endpoint_url`, `kms_key_id`, `tier` (`Standard`, `Advanced`,
@@ -68,11 +69,15 @@ impl SsmStore {
             .send()
             .await
             .map_err(|e| Fault::of(&e))?;
-        // Names in `invalid_parameters` are simply absent from the map.
+        // Names in `invalid_parameters` are simply absent from the map. A name asked for with a
+        // version or label selector (`name:3`, `name:prod`) comes back as name plus selector.
         Ok(out
             .parameters()
             .iter()
-            .filter_map(|p| Some((p.name()?.to_owned(), versioned(p)?)))
+            .filter_map(|p| {
+                let key = format!("{}{}", p.name()?, p.selector().unwrap_or_default());
+                Some((key, versioned(p)?))
+            })
             .collect())
     }
 }
@@ -127,6 +132,9 @@ impl SecretStore for SsmStore {
         let mut names: Vec<String> = locations
             .iter()
             .filter_map(|l| name(l).ok().map(str::to_owned))
+            // A selector (`name:3`) or an ARN is read alone: GetParameters answers with the
+            // bare name, which would not tell two versions of one parameter apart.
+            .filter(|n| !n.contains(':'))
             .collect();
         names.sort();
         names.dedup();
@@ -155,17 +163,18 @@ impl SecretStore for SsmStore {
                 }
             }
         }
-        locations
-            .iter()
-            .map(|l| {
-                let name = name(l)?;
-                match found.get(name) {
+        let mut out = Vec::with_capacity(locations.len());
+        for location in locations {
+            out.push(match name(location) {
+                Err(e) => Err(e),
+                Ok(n) => match found.get(n) {
                     Some(Ok(v)) => Ok(v.clone()),
-                    Some(Err(fault)) => Err(fault.at(name)),
-                    None => Ok(None),
-                }
-            })
-            .collect()
+                    Some(Err(fault)) => Err(fault.at(n)),
+                    None => self.read(location).await,
+                },
+            });
+        }
+        out
     }
 
     async fn write(&self, location: &Location, value: &SecretValue) -> Result<String, StoreError> {
