@@ -228,3 +228,39 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_item_errors_are_classified_and_name_the_location() {
+        let cases = [
+            ("AccessDeniedException", "Denied"),
+            ("UnrecognizedClientException", "Auth"),
+            ("ThrottlingException", "Unavailable"),
+            ("DecryptionFailure", "Other"),
+        ];
+        for (code, want) in cases {
+            let err = Fault::item(code, "words").at("/a/B");
+            let got = match &err {
+                StoreError::Auth { .. } => "Auth",
+                StoreError::Denied { .. } => "Denied",
+                StoreError::Unavailable { .. } => "Unavailable",
+                StoreError::Other { .. } => "Other",
+                _ => "unexpected",
+            };
+            assert_eq!(got, want, "{code}");
+            assert!(err.to_string().contains("/a/B"), "{err}");
+            assert!(err.to_string().contains(code), "{err}");
+        }
+    }
+
+    #[test]
+    fn echoed_values_are_blanked() {
+        let fault = Fault::item("ValidationException", "Value 'hunter22' at 'value' is too long");
+        let msg = fault.without("hunter22").at("/a/B").to_string();
+        assert!(!msg.contains("hunter22"), "{msg}");
+        assert!(msg.contains("***"), "{msg}");
+    }
+}
