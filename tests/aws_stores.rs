@@ -987,9 +987,14 @@ output "hook" {{
 
     // The server goes away: a clear diagnostic naming the location, not a hang.
     drop(moto);
+    let start = Instant::now();
     let failed = aws(ws.plan()).timeout(Duration::from_secs(100)).run();
     failed.assert_failure();
     let text = failed.combined();
+    eprintln!(
+        "tofu plan with moto stopped failed after {:?}:\n{text}",
+        start.elapsed()
+    );
     assert!(text.contains("unavailable"), "{text}");
     assert!(
         text.contains("/atmos/plat/ue2/prod/api/DB_PASSWORD")

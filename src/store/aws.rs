@@ -13,7 +13,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 
 use super::{StoreError, StoreSettings};
 
@@ -138,7 +138,7 @@ impl Fault {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let mut message = DisplayErrorContext(err).to_string();
+        let mut message = chain(err);
         let kind = match err {
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or_default();
@@ -216,6 +216,20 @@ impl Fault {
     }
 }
 
+/// An error and its causes, `: `-joined, without the debug dump the SDK's own context adds.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Whether credential resolution (not the service) failed: no credentials in the chain, a broken
 /// profile, a failed AssumeRole.
 fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -258,7 +272,10 @@ mod tests {
 
     #[test]
     fn echoed_values_are_blanked() {
-        let fault = Fault::item("ValidationException", "Value 'hunter22' at 'value' is too long");
+        let fault = Fault::item(
+            "ValidationException",
+            "Value 'hunter22' at 'value' is too long",
+        );
         let msg = fault.without("hunter22").at("/a/B").to_string();
         assert!(!msg.contains("hunter22"), "{msg}");
         assert!(msg.contains("***"), "{msg}");
