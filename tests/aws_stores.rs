@@ -867,6 +867,7 @@ fn missing_credentials_are_an_auth_error() {
             .read(&named("/x/Y"))
             .await
             .expect_err("no credentials");
+        eprintln!("no credentials: {err}");
         assert!(matches!(err, StoreError::Auth { .. }), "{err}");
         assert!(err.to_string().contains("/x/Y"), "{err}");
         let asm = registry::open(
