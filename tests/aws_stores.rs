@@ -24,7 +24,7 @@ use atmos_provider::sensitive::SecretValue;
 use atmos_provider::store::cache::CachedStore;
 use atmos_provider::store::{Location, SecretStore, StoreError, StoreSettings, registry};
 use serde_json::json;
-use support::peers::{Moto, http, unique_name};
+use support::peers::{Moto, STARTUP_TIMEOUT, ServerProcess, free_port, http, unique_name};
 use support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -37,6 +37,14 @@ fn in_child(test: &str, creds: bool) -> bool {
     if std::env::var_os("TPA_AWS_CHILD").is_some() {
         return true;
     }
+    run_child(test, creds.then_some(("testing", "testing")), &[]);
+    false
+}
+
+/// Runs `test` alone in a child test process with only the given AWS credentials in its
+/// environment (no profile files, instance metadata off) plus `extra` variables.
+#[track_caller]
+fn run_child(test: &str, creds: Option<(&str, &str)>, extra: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
@@ -52,9 +60,12 @@ fn in_child(test: &str, creds: bool) -> bool {
             "AWS_SHARED_CREDENTIALS_FILE",
             "/nonexistent/aws-credentials",
         );
-    if creds {
-        cmd.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing");
+    if let Some((key, secret)) = creds {
+        cmd.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
     }
     let out = cmd.output().expect("run the test binary again");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -66,7 +77,6 @@ fn in_child(test: &str, creds: bool) -> bool {
     );
     // The child's own notes (figures), visible with --nocapture.
     eprint!("{stderr}");
-    false
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -1070,4 +1080,111 @@ output "values" {{
     assert_eq!(values.as_object().map(|m| m.len()), Some(200), "{values}");
     assert_eq!(values["P042"], "p42");
     assert_eq!(values["S099"], "s99");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials rejected, access denied
+
+/// moto with IAM enforcement: after the first two actions (used to create a user and its key),
+/// every request must be signed by a known key and allowed by that user's policies.
+fn moto_enforcing_auth() -> (ServerProcess, u16) {
+    let port = free_port();
+    let dir = tempfile::Builder::new()
+        .prefix("tpa-moto-auth-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("home")).expect("home");
+    let mut cmd = peer_command("moto_server", &dir.path().join("home"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "2");
+    let mut server = ServerProcess::spawn("moto", cmd, dir);
+    server
+        .wait_ready(STARTUP_TIMEOUT, || {
+            http(port, "GET", "/moto-api/", &[], b"")
+                .map(|r| r.status == 200)
+                .map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    (server, port)
+}
+
+/// One IAM query-protocol call (unauthenticated: within moto's initial allowance).
+fn iam(port: u16, body: &str) -> String {
+    let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, \
+                SignedHeaders=host, Signature=0";
+    let resp = http(
+        port,
+        "POST",
+        "/",
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+    .expect("IAM call");
+    assert_eq!(resp.status, 200, "{resp}");
+    resp.text()
+}
+
+fn xml_field(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open).expect("tag present") + open.len();
+    let end = xml[start..].find("</").expect("closing tag") + start;
+    xml[start..end].to_owned()
+}
+
+#[test]
+fn rejected_credentials_and_denied_access_are_distinct() {
+    const TEST: &str = "rejected_credentials_and_denied_access_are_distinct";
+    if std::env::var_os("TPA_AWS_CHILD").is_some() {
+        let endpoint = std::env::var("TPA_MOTO_ENDPOINT").expect("endpoint");
+        let expect = std::env::var("TPA_EXPECT").expect("expectation");
+        runtime().block_on(async {
+            for kind in ["aws/ssm", "aws/asm"] {
+                let store = registry::open(kind, &settings("s", moto_options(&endpoint)))
+                    .await
+                    .expect("open");
+                let loc = named("/team/DB_PASSWORD");
+                let err = store.read(&loc).await.expect_err("refused");
+                eprintln!("{kind} with {expect} credentials: {err}");
+                let ok = match expect.as_str() {
+                    "rejected" => matches!(err, StoreError::Auth { .. }),
+                    _ => matches!(err, StoreError::Denied { .. }),
+                };
+                assert!(ok, "{kind}: expected {expect}, got {err:?}");
+                assert!(err.to_string().contains("/team/DB_PASSWORD"), "{err}");
+                let batch = store.read_many(std::slice::from_ref(&loc)).await;
+                let ok = match expect.as_str() {
+                    "rejected" => matches!(batch[0], Err(StoreError::Auth { .. })),
+                    _ => matches!(batch[0], Err(StoreError::Denied { .. })),
+                };
+                assert!(ok, "{kind} batched: expected {expect}, got {:?}", batch[0]);
+            }
+        });
+        return;
+    }
+    let (_server, port) = moto_enforcing_auth();
+    iam(port, "Action=CreateUser&UserName=nobody&Version=2010-05-08");
+    let key = iam(
+        port,
+        "Action=CreateAccessKey&UserName=nobody&Version=2010-05-08",
+    );
+    let (id, secret) = (
+        xml_field(&key, "AccessKeyId"),
+        xml_field(&key, "SecretAccessKey"),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // A real user without any policy: denied.
+    run_child(
+        TEST,
+        Some((&id, &secret)),
+        &[("TPA_MOTO_ENDPOINT", &endpoint), ("TPA_EXPECT", "denied")],
+    );
+    // A key the server does not know: rejected.
+    run_child(
+        TEST,
+        Some(("AKIAIOSFODNN7EXAMPLE", "not-a-real-secret-key")),
+        &[("TPA_MOTO_ENDPOINT", &endpoint), ("TPA_EXPECT", "rejected")],
+    );
 }

@@ -141,26 +141,43 @@ impl Fault {
         let mut message = chain(err);
         let kind = match err {
             SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or_default();
+                // An error body without a code the SDK understood (moto answers some JSON
+                // services in XML): look for a known code in it.
+                let code = match service.err().code().filter(|c| !c.is_empty()) {
+                    Some(code) => code,
+                    None => known_code(service.raw().body().bytes()).unwrap_or("UnknownError"),
+                };
                 // The service's own words; the full error context repeats them with debug noise.
                 message = format!(
-                    "{code}: {}",
-                    service.err().message().unwrap_or("(no message)")
+                    "{code}: {} (HTTP {})",
+                    service.err().message().unwrap_or("no message"),
+                    service.raw().status().as_u16()
                 );
-                let status = service.raw().status().as_u16();
-                if AUTH_CODES.contains(&code) {
-                    FaultKind::Auth
-                } else if DENIED_CODES.contains(&code) {
-                    FaultKind::Denied
-                } else if UNAVAILABLE_CODES.contains(&code) || status >= 500 {
-                    FaultKind::Unavailable
-                } else {
-                    FaultKind::Other
+                match classify(code) {
+                    FaultKind::Other if service.raw().status().is_server_error() => {
+                        FaultKind::Unavailable
+                    }
+                    kind => kind,
                 }
             }
             _ if caused_by_credentials(err) => FaultKind::Auth,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FaultKind::Unavailable,
-            SdkError::ResponseError(_) => FaultKind::Unavailable,
+            SdkError::ResponseError(response) => {
+                // An error body the SDK could not parse (a proxy's page, or moto's XML errors on
+                // JSON services): look for a known code in it, else go by the status.
+                let raw = response.raw();
+                let known = known_code(raw.body().bytes());
+                let status = raw.status();
+                message = format!("HTTP {}: {message}", status.as_u16());
+                match known {
+                    Some(code) => {
+                        message = format!("{code} (HTTP {})", status.as_u16());
+                        classify(code)
+                    }
+                    None if status.is_client_error() => FaultKind::Other,
+                    None => FaultKind::Unavailable,
+                }
+            }
             _ => FaultKind::Other,
         };
         Fault { kind, message }
@@ -168,17 +185,8 @@ impl Fault {
 
     /// A per-item error of a batch call (`code`, `message` as the service reported them).
     pub fn item(code: &str, message: &str) -> Fault {
-        let kind = if AUTH_CODES.contains(&code) {
-            FaultKind::Auth
-        } else if DENIED_CODES.contains(&code) {
-            FaultKind::Denied
-        } else if UNAVAILABLE_CODES.contains(&code) {
-            FaultKind::Unavailable
-        } else {
-            FaultKind::Other
-        };
         Fault {
-            kind,
+            kind: classify(code),
             message: format!("{code}: {message}"),
         }
     }
@@ -213,6 +221,29 @@ impl Fault {
             },
             FaultKind::Other => StoreError::Other { location, message },
         }
+    }
+}
+
+/// An authentication or access code found in a raw error body.
+fn known_code(body: Option<&[u8]>) -> Option<&'static str> {
+    let body = String::from_utf8_lossy(body?);
+    AUTH_CODES
+        .iter()
+        .chain(DENIED_CODES)
+        .find(|code| body.contains(*code))
+        .copied()
+}
+
+/// The kind of fault a service error code means.
+fn classify(code: &str) -> FaultKind {
+    if AUTH_CODES.contains(&code) {
+        FaultKind::Auth
+    } else if DENIED_CODES.contains(&code) {
+        FaultKind::Denied
+    } else if UNAVAILABLE_CODES.contains(&code) {
+        FaultKind::Unavailable
+    } else {
+        FaultKind::Other
     }
 }
 
