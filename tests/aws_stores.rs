@@ -559,6 +559,16 @@ fn coordinates_match_the_contract_on_the_server() {
 struct CountingProxy {
     port: u16,
     counts: Arc<Mutex<HashMap<String, usize>>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// Answers the proxy gives instead of forwarding: the next `left` requests get `status` and a
+/// JSON error of type `code`.
+#[derive(Default)]
+struct Faults {
+    left: usize,
+    status: u16,
+    code: String,
 }
 
 impl CountingProxy {
@@ -566,15 +576,30 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let counts = Arc::new(Mutex::new(HashMap::new()));
-        let shared = Arc::clone(&counts);
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let (shared, shared_faults) = (Arc::clone(&counts), Arc::clone(&faults));
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let counts = Arc::clone(&shared);
-                thread::spawn(move || forward(stream, upstream, &counts));
+                let faults = Arc::clone(&shared_faults);
+                thread::spawn(move || forward(stream, upstream, &counts, &faults));
             }
         });
-        CountingProxy { port, counts }
+        CountingProxy {
+            port,
+            counts,
+            faults,
+        }
+    }
+
+    /// Makes the next `n` requests fail with `status` and error type `code`.
+    fn fail_next(&self, n: usize, status: u16, code: &str) {
+        *self.faults.lock().expect("faults") = Faults {
+            left: n,
+            status,
+            code: code.to_owned(),
+        };
     }
 
     fn endpoint(&self) -> String {
@@ -595,7 +620,12 @@ impl CountingProxy {
     }
 }
 
-fn forward(stream: TcpStream, upstream: u16, counts: &Mutex<HashMap<String, usize>>) {
+fn forward(
+    stream: TcpStream,
+    upstream: u16,
+    counts: &Mutex<HashMap<String, usize>>,
+    faults: &Mutex<Faults>,
+) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
@@ -639,6 +669,26 @@ fn forward(stream: TcpStream, upstream: u16, counts: &Mutex<HashMap<String, usiz
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| format!("{method} {path}"));
         *counts.lock().expect("counts").entry(target).or_default() += 1;
+        let injected = {
+            let mut f = faults.lock().expect("faults");
+            (f.left > 0).then(|| {
+                f.left -= 1;
+                (f.status, f.code.clone())
+            })
+        };
+        if let Some((status, code)) = injected {
+            let body =
+                format!("{{\"__type\":\"{code}\",\"message\":\"injected by the test proxy\"}}");
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 x-amzn-errortype: {code}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if out.write_all(head.as_bytes()).is_err() || out.write_all(body.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         let pass: Vec<(&str, &str)> = headers
             .iter()
             .filter(|(n, _)| {
@@ -1187,4 +1237,48 @@ fn rejected_credentials_and_denied_access_are_distinct() {
         Some(("AKIAIOSFODNN7EXAMPLE", "not-a-real-secret-key")),
         &[("TPA_MOTO_ENDPOINT", &endpoint), ("TPA_EXPECT", "rejected")],
     );
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_within_a_bound() {
+    if !in_child(
+        "throttling_and_server_errors_are_retried_within_a_bound",
+        true,
+    ) {
+        return;
+    }
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.port());
+    runtime().block_on(async {
+        for kind in ["aws/ssm", "aws/asm"] {
+            let store = registry::open(kind, &settings("s", moto_options(&proxy.endpoint())))
+                .await
+                .expect("open");
+            let loc = named(&format!("/{}", unique_name("t")));
+            store.write(&loc, &secret("steady")).await.expect("write");
+            let total = || proxy.counts.lock().expect("counts").values().sum::<usize>();
+            for (status, code) in [(400, "ThrottlingException"), (500, "InternalServerError")] {
+                // Two failures, then the real answer: the read succeeds on the third attempt.
+                proxy.reset();
+                proxy.fail_next(2, status, code);
+                assert_eq!(
+                    read_value(&*store, &loc).await.map(|v| v.0),
+                    Some("steady".into()),
+                    "{kind} after {code}"
+                );
+                assert_eq!(total(), 3, "{kind}: {code} retried twice");
+                // Failing for good: Unavailable after exactly the attempt budget.
+                proxy.reset();
+                proxy.fail_next(100, status, code);
+                let err = store.read(&loc).await.expect_err("keeps failing");
+                eprintln!("{kind}, {code} every time: {err}");
+                assert!(
+                    matches!(err, StoreError::Unavailable { .. }),
+                    "{kind}: {err}"
+                );
+                assert_eq!(total(), 4, "{kind}: {code}: bounded attempts");
+                proxy.fail_next(0, 200, "");
+            }
+        }
+    });
 }
