@@ -1196,7 +1196,8 @@ impl Breakage {
     }
 }
 
-/// A write the backend refuses: the plan succeeds, the apply fails, and nothing is recorded.
+/// A write the backend refuses: the apply fails (or, when the store cannot even be opened, the
+/// plan already does), and nothing is recorded.
 fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
     let ws = Workspace::new();
     let fixture = backend.setup(&ws);
@@ -1224,7 +1225,17 @@ fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
     .with_credentials(fixture.credentials(&ws));
     let what = cap.what();
     cap.ok("init", ws.init());
-    cap.ok("plan -out=tfplan", ws.plan_out("tfplan"));
+    let plan = cap.step("plan -out=tfplan", ws.plan_out("tfplan"));
+    if !plan.success() {
+        // Stores are opened at plan time, so unusable credentials stop the plan.
+        assert!(
+            plan.stderr.contains("Store cannot be used"),
+            "{what} a failing plan should say the store cannot be used:\n{plan}"
+        );
+        cap.assert_traced();
+        cap.assert_no_leak();
+        return;
+    }
     cap.ok("show -json tfplan", ws.show_plan_json("tfplan"));
     let out = cap.fails("apply tfplan", ws.apply_plan("tfplan"));
     assert!(
