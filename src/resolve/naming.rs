@@ -87,6 +87,7 @@ impl StoreKind {
                 "endpoint_url",
                 "kms_key_id",
                 "tier",
+                "recovery_window_in_days",
             ],
             StoreKind::HashicorpVault => &[
                 "prefix",
