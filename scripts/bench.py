@@ -2,6 +2,7 @@
 """Measurements behind scripts/bench (run that script, not this file directly).
 
     bench.py run --binary B --tofu T --example DIR --out DIR [--handshakes N] [--plans N]
+                 [--sizes 1,100,1000] [--docs docs/benchmarks.md]
     bench.py check BINARY OUT_DIR         (is BINARY a provider that prints a handshake line?)
 
 `run` collects rows (one measure of one subject each) and prints them as one markdown table. A
@@ -16,11 +17,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import http.client
+import http.server
+import json
 import os
 import platform
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -842,8 +847,6 @@ def sops_go_provider(out: Path) -> tuple[Subject | None, str]:
         if "403" in text:
             return None, "not available here (Go module proxy 403)"
         return None, f"not available here (go mod download: {text.strip()[:120]})"
-    import json
-
     info = json.loads(res.stdout)
     version = info["Version"].lstrip("v")
     binary = out / "bin" / "terraform-provider-sops"
@@ -870,9 +873,6 @@ class CountingProxy:
            "proxy-connection", "server", "date"}  # fmt: skip
 
     def __init__(self, upstream: int):
-        import http.client
-        import http.server
-
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
         proxy = self
@@ -924,8 +924,6 @@ class CountingProxy:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -933,9 +931,6 @@ def free_port() -> int:
 
 def aws_json(port: int, service: str, target: str, body: dict) -> tuple[int, bytes]:
     """One unsigned AWS JSON 1.1 call; moto routes it by the Authorization credential scope."""
-    import http.client
-    import json
-
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("POST", "/", body=json.dumps(body), headers={
         "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/"
@@ -950,8 +945,6 @@ def aws_json(port: int, service: str, target: str, body: dict) -> tuple[int, byt
 
 
 def start_moto(cache_bin: Path, out: Path) -> tuple[subprocess.Popen, int]:
-    import http.client
-
     home = out / "moto-home"
     home.mkdir(exist_ok=True)
     port = free_port()
@@ -1056,7 +1049,8 @@ def targets(rows: list[Row], facts: dict, sizes: list[int], sops_go_why: str) ->
     for row in rows:
         if row.measure.startswith("start to handshake line") and row.samples:
             m = statistics.median(row.samples)
-            out.append([f"handshake <= 10 ms ({row.measure.split(', ', 1)[1]})", f"{m:.1f} ms",
+            variant = "mTLS" if "CLIENT_CERT" in row.measure else "plaintext"
+            out.append([f"handshake <= 10 ms ({variant})", f"{m:.1f} ms",
                         verdict(m <= 10)])  # fmt: skip
     big = max(sizes)
     single, floor = facts.get(("single", big)), facts.get(("floor", big))
@@ -1075,7 +1069,7 @@ def targets(rows: list[Row], facts: dict, sizes: list[int], sops_go_why: str) ->
         batched = facts.get(("batched", big))
         if batched:
             c = med(batched.walls)
-            out.append([f"(same, one `atmos_secrets` instead of N reads)",
+            out.append(["(same, one `atmos_secrets` instead of N reads)",
                         f"{c:.0f} ms = {c / b:.2f}x floor", verdict(c <= 1.5 * b)])  # fmt: skip
     if single and single.peaks:
         m = max(single.peaks)
