@@ -1064,10 +1064,9 @@ output "hook" {{
     );
 }
 
-#[test]
-fn tofu_atmos_secrets_reads_100_per_store_in_batches() {
-    let moto = Moto::start();
-    let proxy = CountingProxy::start(moto.port());
+/// A workspace whose stack `plat-ue2-prod` declares 100 SSM and 100 Secrets Manager secrets,
+/// all seeded in moto, reached through the counting proxy.
+fn hundred_secrets_workspace(moto: &Moto, proxy: &CountingProxy) -> Workspace {
     let ws = Workspace::new();
     ws.write(
         "atmos.yaml",
@@ -1088,6 +1087,20 @@ fn tofu_atmos_secrets_reads_100_per_store_in_batches() {
         );
         assert_eq!(resp.status, 200, "{resp}");
     }
+    ws
+}
+
+fn with_aws(t: Tofu) -> Tofu {
+    t.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+#[test]
+fn tofu_atmos_secrets_reads_100_per_store_in_batches() {
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.port());
+    let ws = hundred_secrets_workspace(&moto, &proxy);
     ws.write(
         "main.tf",
         format!(
@@ -1105,11 +1118,7 @@ output "values" {{
 "#
         ),
     );
-    let aws = |t: Tofu| {
-        t.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-    };
+    let aws = with_aws;
     ws.init().run().assert_success();
     proxy.reset();
     aws(ws.plan()).run().assert_success();
@@ -1130,6 +1139,59 @@ output "values" {{
     assert_eq!(values.as_object().map(|m| m.len()), Some(200), "{values}");
     assert_eq!(values["P042"], "p42");
     assert_eq!(values["S099"], "s99");
+}
+
+#[test]
+fn tofu_single_reads_of_100_secrets_are_batched_too() {
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.port());
+    let ws = hundred_secrets_workspace(&moto, &proxy);
+    // 200 separate `data "atmos_secret"` blocks, as users write them.
+    ws.write(
+        "main.tf",
+        format!(
+            r#"{REQUIRED_PROVIDERS}
+provider "atmos" {{}}
+
+locals {{
+  names = toset(concat(
+    [for i in range(100) : format("P%03d", i)],
+    [for i in range(100) : format("S%03d", i)],
+  ))
+}}
+
+data "atmos_secret" "each" {{
+  for_each = local.names
+  name     = each.key
+  stack    = "plat-ue2-prod"
+}}
+
+output "values" {{
+  value     = {{ for k, d in data.atmos_secret.each : k => d.value }}
+  sensitive = true
+}}
+"#
+        ),
+    );
+    ws.init().run().assert_success();
+    proxy.reset();
+    with_aws(ws.plan()).run().assert_success();
+    let (gp, bg) = (
+        proxy.count("AmazonSSM.GetParameters"),
+        proxy.count("secretsmanager.BatchGetSecretValue"),
+    );
+    eprintln!("tofu plan, 200 single reads: {gp} GetParameters, {bg} BatchGetSecretValue");
+    // The first read of each store fetches the stack's declared secrets in batches; the other
+    // reads are served from the cache.
+    assert!(gp > 0 && gp <= 10, "GetParameters: {gp}");
+    assert!(bg > 0 && bg <= 5, "BatchGetSecretValue: {bg}");
+    assert_eq!(proxy.count("AmazonSSM.GetParameter"), 0);
+    assert_eq!(proxy.count("secretsmanager.GetSecretValue"), 0);
+
+    with_aws(ws.apply()).run().assert_success();
+    let values = &ws.output_json().run().stdout_json()["values"]["value"];
+    assert_eq!(values["P007"], "p7");
+    assert_eq!(values["S042"], "s42");
 }
 
 // ---------------------------------------------------------------------------------------------

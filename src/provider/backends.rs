@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::resolve::{Backend, ResolvedSecret, StoreConfig, Workspace};
 use crate::store::cache::CachedStore;
@@ -17,6 +17,8 @@ use crate::store::{SecretStore, StoreError, StoreSettings, registry};
 #[derive(Default)]
 pub struct Backends {
     open: Mutex<HashMap<String, Arc<CachedStore>>>,
+    /// (store, stack, component) whose declared secrets were fetched in one batch.
+    prefetched: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
 }
 
 impl Backends {
@@ -39,6 +41,49 @@ impl Backends {
         let store = Arc::new(CachedStore::new(open_store(workspace, secret).await?));
         open.insert(key, Arc::clone(&store));
         Ok(store)
+    }
+}
+
+impl Backends {
+    /// Reads, in one batched call, every secret declared for `secret`'s stack (and component)
+    /// that lives in the same store, so that the single reads OpenTofu makes for many
+    /// `atmos_secret` blocks hit the cache instead of the backend (100 SSM reads: 10 calls, not
+    /// 100). Once per (store, stack, component) per process, and only for stores with a batched
+    /// read; a failed batch is ignored (each single read then reports its own error).
+    pub async fn prefetch_neighbours(
+        &self,
+        workspace: &Workspace,
+        secret: &ResolvedSecret,
+        store: &CachedStore,
+    ) {
+        if !store.batches() {
+            return;
+        }
+        let key = store_key(secret);
+        let cell = {
+            let mut prefetched = self.prefetched.lock().await;
+            let slot = format!(
+                "{key}\0{}\0{}",
+                secret.stack,
+                secret.component.as_deref().unwrap_or("")
+            );
+            Arc::clone(prefetched.entry(slot).or_default())
+        };
+        cell.get_or_init(|| async {
+            let Ok(declared) = workspace.declared(&secret.stack, secret.component.as_deref())
+            else {
+                return;
+            };
+            let locations: Vec<_> = declared
+                .iter()
+                .filter(|d| store_key(d) == key)
+                .map(|d| d.location.clone())
+                .collect();
+            if locations.len() > 1 {
+                let _ = store.read_many(&locations).await;
+            }
+        })
+        .await;
     }
 }
 

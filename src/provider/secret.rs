@@ -270,6 +270,10 @@ pub async fn read(session: &Session, config: &Value, caps: ClientCapabilities) -
         }
     };
     use crate::store::SecretStore;
+    session
+        .backends
+        .prefetch_neighbours(ws, &resolved, &store)
+        .await;
     let value = match store.read(&resolved.location).await {
         Ok(Some(v)) => v.value,
         Ok(None) => {

@@ -213,6 +213,10 @@ impl SecretStore for AsmStore {
         }
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn read_many(
         &self,
         locations: &[Location],

@@ -54,6 +54,10 @@ impl SecretStore for CachedStore {
         self.inner.kind()
     }
 
+    fn batches(&self) -> bool {
+        self.inner.batches()
+    }
+
     async fn read(&self, location: &Location) -> Result<Option<Versioned>, StoreError> {
         let slot = self.slot(location);
         slot.get_or_try_init(|| self.inner.read(location))

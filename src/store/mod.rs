@@ -163,6 +163,12 @@ pub trait SecretStore: Send + Sync {
     /// Reads one value; `None` when nothing is stored there.
     async fn read(&self, location: &Location) -> Result<Option<Versioned>, StoreError>;
 
+    /// Whether [`SecretStore::read_many`] is cheaper than one read per location (a batched API).
+    /// Callers use it to fetch the neighbours of a value in one call.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Reads many values, batched where the backend allows. One result per location, in order.
     async fn read_many(
         &self,

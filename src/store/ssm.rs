@@ -125,6 +125,10 @@ impl SecretStore for SsmStore {
         }
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn read_many(
         &self,
         locations: &[Location],
