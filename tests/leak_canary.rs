@@ -13,16 +13,17 @@
 //! the workspace (state and its backups, the saved plan and each member of its zip archive, the
 //! backend's files, anything tofu left in `.terraform/` or `HOME`; not the provider binaries), and
 //! the output of `show -json` for the plan and the state. The canary is searched in plain text, hex
-//! and base64 (standard and URL-safe, at every alignment). The backend's credentials (here the age
-//! identities) are searched for the same way and may appear only in their own files.
+//! and base64 (standard and URL-safe, at every alignment). The backend's credentials (age
+//! identities, the Vault token) are searched for the same way and may appear only in their own
+//! files (one handed over in the environment: nowhere).
 //!
 //! Where the value may appear: only in state-bearing artifacts (state files, the saved plan, `show
 //! -json`) and only for the paths where OpenTofu keeps sensitive values by design: the data sources
 //! and the resource's `value` argument. For the ephemeral and `value_wo` paths it may appear nowhere.
-//! Error paths (value encrypted for another key, corrupt file, undeclared name, stack-scoped write
-//! with a component, failing backend write, refresh and delete, malformed credentials) are held to
-//! the same rules; only a `value` that came in through a sensitive variable may sit in the errored
-//! plan OpenTofu saves.
+//! Error paths (a value the provider may not read, a corrupt value, undeclared name, stack-scoped
+//! write with a component, failing backend write, refresh and delete, malformed or revoked
+//! credentials) are held to the same rules; only a `value` that came in through a sensitive
+//! variable may sit in the errored plan OpenTofu saves.
 //!
 //! A backend is one entry in [`backends`]: something that configures itself in `atmos.yaml`, plants
 //! values, reads them back with its own tools, and can be made to fail.
@@ -95,9 +96,14 @@ trait Fixture {
     fn stored(&self, ws: &Workspace, at: Coord) -> Option<String>;
     /// The backend's credentials as they are now, searched for like canaries.
     fn credentials(&self, ws: &Workspace) -> Vec<Credential>;
-    /// Replaces the provider's credentials with malformed ones containing `bogus`, which the
-    /// provider must reject without repeating them.
+    /// Makes the provider's credentials unusable: malformed ones containing `bogus`, or (where
+    /// the server checks them) revoked ones. The provider must reject them without repeating them.
     fn break_credentials(&self, ws: &Workspace, bogus: &str);
+    /// Environment variables every tofu command gets (credentials handed over the way an operator
+    /// would; the harness clears the rest of the environment).
+    fn env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Secret material of a backend (a key, a token) that must never leave its own file.
@@ -106,13 +112,14 @@ struct Credential {
     label: String,
     /// The secret text.
     secret: String,
-    /// Its file, relative to the workspace root (as artifacts are labelled).
-    home: String,
+    /// Its file, relative to the workspace root (as artifacts are labelled); `None` for one that
+    /// only travels in the environment and so may appear in no artifact at all.
+    home: Option<String>,
 }
 
 /// Every backend the suite covers. Adding one is one more entry here.
 fn backends() -> Vec<Box<dyn Backend>> {
-    vec![Box::new(Sops)]
+    vec![Box::new(Sops), Box::new(Vault)]
 }
 
 /// SOPS files encrypted with age, read and written by the real `sops`.
@@ -195,7 +202,7 @@ fn age_identity(ws: &Workspace, key: &AgeKey, label: &str) -> Credential {
     Credential {
         label: label.to_owned(),
         secret,
-        home: relative_to_root(ws, &key.identity_file),
+        home: Some(relative_to_root(ws, &key.identity_file)),
     }
 }
 
@@ -289,6 +296,196 @@ impl Fixture for SopsFixture {
 /// Whether the tests run as root (who owns what they create).
 fn running_as_root(ws: &Workspace) -> bool {
     fs::metadata(ws.root()).expect("stat the workspace").uid() == 0
+}
+
+/// HashiCorp Vault KV v2, served by a real OpenBao dev server (one per fixture), reached with
+/// OpenBao's own HTTP API as its root.
+struct Vault;
+
+/// The policy the provider's token holds; `break_writes` and `plant_unreadable` narrow it.
+const VAULT_POLICY: &str = "atmos-canary";
+
+struct VaultFixture {
+    bao: support::peers::OpenBao,
+    /// The provider's token (`VAULT_TOKEN`), limited to [`VAULT_POLICY`].
+    token: String,
+    /// Rules for single secrets, appended to the policy: an exact path beats the policy's glob.
+    overrides: std::cell::RefCell<Vec<String>>,
+}
+
+impl Backend for Vault {
+    fn name(&self) -> &'static str {
+        "vault"
+    }
+
+    fn setup(&self, _ws: &Workspace) -> Box<dyn Fixture> {
+        let bao = support::peers::OpenBao::start();
+        let fixture = VaultFixture {
+            bao,
+            token: String::new(),
+            overrides: Default::default(),
+        };
+        fixture.write_policy();
+        let created = vault_ok(
+            fixture.bao.request(
+                "POST",
+                "/v1/auth/token/create",
+                Some(&serde_json::json!({ "policies": [VAULT_POLICY], "ttl": "2h" })),
+            ),
+            "create the provider's token",
+        );
+        let token = created.json()["auth"]["client_token"]
+            .as_str()
+            .expect("a client token")
+            .to_owned();
+        Box::new(VaultFixture { token, ..fixture })
+    }
+}
+
+/// Panics unless the OpenBao call succeeded.
+#[track_caller]
+fn vault_ok(resp: support::peers::HttpResponse, what: &str) -> support::peers::HttpResponse {
+    assert!(
+        (200..300).contains(&resp.status),
+        "{what}: OpenBao answered {resp}"
+    );
+    resp
+}
+
+impl VaultFixture {
+    /// The KV path of `at` under the mount, as the store computes it (prefix, stack, component).
+    fn kv_path(at: Coord) -> String {
+        match at.component {
+            Some(c) => format!("atmos/{}/{c}/{}", at.stack, at.name),
+            None => format!("atmos/{}/{}", at.stack, at.name),
+        }
+    }
+
+    /// (Re)writes the provider's policy: read, write and delete everything under the prefix,
+    /// then the per-secret overrides.
+    fn write_policy(&self) {
+        let mut policy = String::from(
+            "path \"secret/data/atmos/*\" { capabilities = [\"create\", \"read\", \"update\", \
+             \"delete\", \"list\"] }\npath \"secret/metadata/atmos/*\" { capabilities = \
+             [\"read\", \"list\", \"delete\"] }\n",
+        );
+        for rule in self.overrides.borrow().iter() {
+            policy.push_str(rule);
+            policy.push('\n');
+        }
+        vault_ok(
+            self.bao.request(
+                "PUT",
+                &format!("/v1/sys/policies/acl/{VAULT_POLICY}"),
+                Some(&serde_json::json!({ "policy": policy })),
+            ),
+            "write the provider's policy",
+        );
+    }
+
+    /// Gives the provider's token exactly `capabilities` on the secret at `at`.
+    fn restrict(&self, at: Coord, capabilities: &str) {
+        self.overrides.borrow_mut().push(format!(
+            "path \"secret/data/{}\" {{ capabilities = [{capabilities}] }}",
+            Self::kv_path(at)
+        ));
+        self.write_policy();
+    }
+
+    fn put(&self, at: Coord, data: serde_json::Value) {
+        vault_ok(
+            self.bao.request(
+                "POST",
+                &format!("/v1/secret/data/{}", Self::kv_path(at)),
+                Some(&serde_json::json!({ "data": data })),
+            ),
+            "plant a secret",
+        );
+    }
+}
+
+impl Fixture for VaultFixture {
+    fn atmos_yaml(&self) -> String {
+        format!(
+            "stores:\n  canary-vault:\n    kind: hashicorp/vault\n    secret: true\n    options:\n      \
+             url: \"{}\"\n      mount: secret\n      prefix: atmos\n",
+            self.bao.endpoint()
+        )
+    }
+
+    fn declaration(&self) -> String {
+        "store: canary-vault".to_owned()
+    }
+
+    fn plant(&self, _ws: &Workspace, at: Coord, value: &str) {
+        // As `atmos secret set` writes it.
+        self.put(at, serde_json::json!({ "value": value }));
+    }
+
+    fn plant_unreadable(&self, ws: &Workspace, at: Coord, value: &str) {
+        self.plant(ws, at, value);
+        // Present, but the provider's token is denied it (OpenBao answers 403).
+        self.restrict(at, "\"deny\"");
+    }
+
+    fn plant_corrupt(&self, _ws: &Workspace, at: Coord, value: &str) {
+        // A KV secret, readable, but without the field `value`: the store must refuse it and
+        // must not hand out (or quote) what is there instead.
+        self.put(at, serde_json::json!({ "password": value }));
+    }
+
+    fn break_writes(&self, _ws: &Workspace, at: Coord) {
+        // Reads still work; create, update and delete answer 403.
+        self.restrict(at, "\"read\", \"list\"");
+    }
+
+    fn stored(&self, _ws: &Workspace, at: Coord) -> Option<String> {
+        let resp = self.bao.request(
+            "GET",
+            &format!("/v1/secret/data/{}", Self::kv_path(at)),
+            None,
+        );
+        // 404: never written, or its latest version deleted (the store's default soft delete).
+        if resp.status == 404 {
+            return None;
+        }
+        let body = vault_ok(resp, "read a secret back").json();
+        let data = &body["data"]["data"];
+        if data.is_null() {
+            return None;
+        }
+        match &data["value"] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => panic!("{} holds {other} in its field `value`", at.name),
+        }
+    }
+
+    fn credentials(&self, _ws: &Workspace) -> Vec<Credential> {
+        // The dev server's root token (`root`) is too short to search for; the provider never
+        // sees it.
+        vec![Credential {
+            label: "the provider's Vault token (VAULT_TOKEN)".to_owned(),
+            secret: self.token.clone(),
+            home: None,
+        }]
+    }
+
+    fn break_credentials(&self, _ws: &Workspace, _bogus: &str) {
+        // A token that was good and is no longer: revoked, so OpenBao answers 403 to it. The
+        // token stays in VAULT_TOKEN and in the credentials searched for.
+        vault_ok(
+            self.bao.request(
+                "POST",
+                "/v1/auth/token/revoke",
+                Some(&serde_json::json!({ "token": self.token })),
+            ),
+            "revoke the provider's token",
+        );
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![("VAULT_TOKEN".to_owned(), self.token.clone())]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,9 +729,11 @@ impl<'a> Capture<'a> {
         }
     }
 
-    /// Also searches for the backend's credentials.
-    fn with_credentials(mut self, credentials: Vec<Credential>) -> Self {
-        self.credentials.extend(credentials);
+    /// Searches for the backend's credentials (as they are now) and hands every command the
+    /// backend's environment.
+    fn with_fixture(mut self, fixture: &dyn Fixture) -> Self {
+        self.credentials.extend(fixture.credentials(self.ws));
+        self.env.extend(fixture.env());
         self
     }
 
@@ -698,7 +897,7 @@ impl<'a> Capture<'a> {
             leaks.extend(
                 self.findings(&c.secret)
                     .into_iter()
-                    .filter(|f| f.label != c.home)
+                    .filter(|f| c.home.as_deref() != Some(f.label.as_str()))
                     .map(|f| format!("{f} [credential: {}]", c.label)),
             );
         }
@@ -871,7 +1070,7 @@ fn life_cycle(backend: &dyn Backend, path: Flow) {
         &canary,
         path.kept_in_state(),
     )
-    .with_credentials(fixture.credentials(&ws));
+    .with_fixture(&*fixture);
     if matches!(path, Flow::Value | Flow::ValueWo) {
         cap = cap.with_canary_variable();
     }
@@ -1031,8 +1230,8 @@ fn plan_fails(
     let config = prepare(&ws, &*fixture, &canary);
     ws.write("main.tf", main_tf(&config));
     let kept = matches!(flow, Flow::Value);
-    let mut cap = Capture::new(&ws, backend.name(), scenario, &canary, kept)
-        .with_credentials(fixture.credentials(&ws));
+    let mut cap =
+        Capture::new(&ws, backend.name(), scenario, &canary, kept).with_fixture(&*fixture);
     if matches!(flow, Flow::Value | Flow::ValueWo) {
         cap = cap.with_canary_variable();
     }
@@ -1183,7 +1382,7 @@ fn writing_a_stack_scoped_secret_with_a_component_fails_at_plan_without_leaking(
 enum Breakage {
     /// The storage refuses the write.
     Writes,
-    /// The provider's credentials are malformed: the store cannot even be opened.
+    /// The provider's credentials are malformed or revoked: the store cannot even be opened.
     Credentials,
 }
 
@@ -1196,7 +1395,8 @@ impl Breakage {
     }
 }
 
-/// A write the backend refuses: the plan succeeds, the apply fails, and nothing is recorded.
+/// A write the backend refuses: the plan succeeds (with unusable credentials it fails already),
+/// the apply fails, and nothing is recorded.
 fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
     let ws = Workspace::new();
     let fixture = backend.setup(&ws);
@@ -1221,16 +1421,36 @@ fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
         path.kept_in_state(),
     )
     .with_canary_variable()
-    .with_credentials(fixture.credentials(&ws));
+    .with_fixture(&*fixture);
     let what = cap.what();
     cap.ok("init", ws.init());
-    cap.ok("plan -out=tfplan", ws.plan_out("tfplan"));
-    cap.ok("show -json tfplan", ws.show_plan_json("tfplan"));
-    let out = cap.fails("apply tfplan", ws.apply_plan("tfplan"));
-    assert!(
-        out.stderr.contains("Writing the secret failed"),
-        "{what} the error should say the write failed:\n{out}"
-    );
+    match breakage {
+        Breakage::Writes => {
+            cap.ok("plan -out=tfplan", ws.plan_out("tfplan"));
+            cap.ok("show -json tfplan", ws.show_plan_json("tfplan"));
+            let out = cap.fails("apply tfplan", ws.apply_plan("tfplan"));
+            assert!(
+                out.stderr.contains("Writing the secret failed"),
+                "{what} the error should say the write failed:\n{out}"
+            );
+        }
+        Breakage::Credentials => {
+            // A store that cannot be opened fails the plan already.
+            let out = cap.fails("plan -out=tfplan", ws.plan_out("tfplan"));
+            assert!(
+                out.stderr.contains("Store cannot be used"),
+                "{what} the error should say the store cannot be used:\n{out}"
+            );
+            if ws.path("tfplan").exists() {
+                let plan = cap.ok("show -json tfplan", ws.show_plan_json("tfplan"));
+                assert_eq!(
+                    plan.stdout_json()["errored"],
+                    true,
+                    "{what} the saved plan of a failed plan should be marked errored"
+                );
+            }
+        }
+    }
     let state = cap.ok("show -json", ws.show_json()).stdout_json();
     assert!(
         state["values"]["root_module"]["resources"]
@@ -1273,7 +1493,7 @@ fn delete_fails(backend: &dyn Backend, path: Flow) {
         path.kept_in_state(),
     )
     .with_canary_variable()
-    .with_credentials(fixture.credentials(&ws));
+    .with_fixture(&*fixture);
     let what = cap.what();
     cap.ok("init", ws.init());
     cap.ok("apply", ws.apply());
