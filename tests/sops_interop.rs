@@ -204,7 +204,10 @@ async fn a_file_encrypted_by_sops_decrypts_with_us() {
         .unwrap();
     // A per-key version id (keyed MAC), not the file's lastmodified and not the value.
     assert!(version.starts_with("k1-"), "version {version}");
-    assert!(!text.contains(&version), "version {version} must not be in the file");
+    assert!(
+        !text.contains(&version),
+        "version {version} must not be in the file"
+    );
 }
 
 #[tokio::test]

@@ -327,7 +327,10 @@ resource "atmos_secret_value" "late" {
     let out = ws.plan().run();
     out.assert_success();
     // The stack is only known at apply: location and version are unknown in the plan.
-    assert!(out.stdout.contains("scope") && out.stdout.contains("(known after apply)"), "{out}");
+    assert!(
+        out.stdout.contains("scope") && out.stdout.contains("(known after apply)"),
+        "{out}"
+    );
     ws.apply().run().assert_success();
     assert!(decrypted(&ws, &key, "secrets/prod.enc.yaml").contains("SHARED: written-later"));
 }
@@ -336,7 +339,9 @@ resource "atmos_secret_value" "late" {
 fn a_store_that_cannot_be_opened_fails_at_plan() {
     let (ws, _key) = fixture();
     // Point the SOPS provider at a key file that does not exist.
-    let config = ws.read("atmos.yaml").replace("keys/age.txt", "keys/missing.txt");
+    let config = ws
+        .read("atmos.yaml")
+        .replace("keys/age.txt", "keys/missing.txt");
     ws.write("atmos.yaml", config);
     ws.write(
         "main.tf",

@@ -87,6 +87,7 @@ impl StoreKind {
                 "endpoint_url",
                 "kms_key_id",
                 "tier",
+                "recovery_window_in_days",
             ],
             StoreKind::HashicorpVault => &[
                 "prefix",
@@ -103,7 +104,7 @@ impl StoreKind {
                 "secret_id",
                 "destroy",
             ],
-            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url"],
+            StoreKind::AzureKeyVault => &["prefix", "stack_delimiter", "vault_url", "purge"],
             StoreKind::GcpSecretManager => &[
                 "prefix",
                 "stack_delimiter",

@@ -5,18 +5,22 @@
 //! escapes when the configuration is loaded). A store only does I/O: it never sees Terraform
 //! types, and secret material only travels as [`SecretValue`].
 
+pub mod asm;
+pub mod aws;
+pub mod azure;
 pub mod cache;
 pub mod encoding;
+pub mod gcp;
 pub mod registry;
+pub mod sops;
+pub mod ssm;
+pub mod vault;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
 use crate::sensitive::SecretValue;
-
-pub mod sops;
-pub mod vault;
 
 /// A store's settings from `atmos.yaml` (`options`, `identity`), in plain JSON types so that no
 /// configuration format leaks into the backends.
