@@ -26,7 +26,10 @@
 //! variable may sit in the errored plan OpenTofu saves.
 //!
 //! A backend is one entry in [`backends`]: something that configures itself in `atmos.yaml`, plants
-//! values, reads them back with its own tools, and can be made to fail.
+//! values, reads them back with its own tools, and can be made to fail. Backends: SOPS files (real
+//! `sops`), Vault KV v2 (a real OpenBao dev server), AWS SSM Parameter Store and Secrets Manager
+//! (a real moto server). A scenario a backend's server cannot stage is skipped for that backend
+//! only, with the reason ([`Backend::cannot_stage`]).
 
 mod support;
 
@@ -681,11 +684,12 @@ impl Fixture for AwsFixture {
             ),
         };
         // Missing, or (Secrets Manager) scheduled for deletion.
-        if resp.status == 400
-            && ["ParameterNotFound", "ResourceNotFoundException", "marked deleted"]
-                .iter()
-                .any(|m| resp.text().contains(m))
-        {
+        let missing = [
+            "ParameterNotFound",
+            "ResourceNotFoundException",
+            "marked deleted",
+        ];
+        if resp.status == 400 && missing.iter().any(|m| resp.text().contains(m)) {
             return None;
         }
         let body = aws_ok(resp, "read a value back").json();
@@ -726,7 +730,7 @@ impl Fixture for AwsFixture {
             // Nothing but the environment: no instance metadata, no files.
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
