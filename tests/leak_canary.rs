@@ -12,10 +12,11 @@
 //! Artifacts searched after every step: the step's stdout, stderr and trace log, every file under
 //! the workspace (state and its backups, the saved plan and each member of its zip archive, the
 //! backend's files, anything tofu left in `.terraform/` or `HOME`; not the provider binaries), and
-//! the output of `show -json` for the plan and the state. The canary is searched in plain text, hex
-//! and base64 (standard and URL-safe, at every alignment). The backend's credentials (age
-//! identities, the Vault token) are searched for the same way and may appear only in their own
-//! files (one handed over in the environment: nowhere).
+//! the output of `show -json` for the plan and the state. The canary is searched in plain text, hex,
+//! decimal bytes (`{:?}` of a byte slice, JSON arrays) and base64 (standard and URL-safe, at every
+//! alignment). The backend's credentials (age identities, the Vault token, the AWS secret key) are
+//! searched for the same way and may appear only in their own files (one handed over in the
+//! environment: nowhere).
 //!
 //! Where the value may appear: only in state-bearing artifacts (state files, the saved plan, `show
 //! -json`) and only for the paths where OpenTofu keeps sensitive values by design: the data sources
@@ -146,14 +147,22 @@ struct Credential {
     home: Option<String>,
 }
 
-/// Every backend the suite covers. Adding one is one more entry here.
+/// Every backend the suite covers. Adding one is one more entry here. `LEAK_CANARY_BACKENDS`
+/// (names, comma-separated) narrows the run while working on one backend.
 fn backends() -> Vec<Box<dyn Backend>> {
-    vec![
+    let all: Vec<Box<dyn Backend>> = vec![
         Box::new(Sops),
         Box::new(Vault),
         Box::new(Aws::Ssm),
         Box::new(Aws::Asm),
-    ]
+    ];
+    match std::env::var("LEAK_CANARY_BACKENDS") {
+        Ok(only) if !only.trim().is_empty() => all
+            .into_iter()
+            .filter(|b| only.split(',').any(|n| n.trim() == b.name()))
+            .collect(),
+        _ => all,
+    }
 }
 
 /// SOPS files encrypted with age, read and written by the real `sops`.
@@ -727,6 +736,10 @@ impl Fixture for AwsFixture {
             ("AWS_ACCESS_KEY_ID", "AKIACANARYTESTKEY001"),
             ("AWS_SECRET_ACCESS_KEY", self.secret_key.as_str()),
             ("AWS_REGION", "us-east-1"),
+            // The SDK's switch for logging signed request bodies (PutParameter, PutSecretValue
+            // carry the value) at trace level: an operator debugging a signature problem may
+            // well have it on.
+            ("LOG_SIGNABLE_BODY", "true"),
             // Nothing but the environment: no instance metadata, no files.
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
@@ -856,15 +869,26 @@ fn new_canary(path: &str) -> String {
     format!("canary-{path}-{}", hex::encode(bytes))
 }
 
-/// The byte strings that betray the canary: itself, hex, and base64 at each of the three
-/// alignments it could have inside a larger encoded blob (only the characters fixed by the canary's
-/// own bytes, so padding and neighbours do not matter).
+/// The byte strings that betray the canary: itself, hex, its bytes as decimal numbers (a Rust
+/// `{:?}` or JSON array of bytes), and base64 at each of the three alignments it could have inside
+/// a larger encoded blob (only the characters fixed by the canary's own bytes, so padding and
+/// neighbours do not matter).
 fn encodings(canary: &str) -> Vec<(String, Vec<u8>)> {
     let raw = canary.as_bytes();
+    let decimal = |sep: &str| {
+        raw.iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(sep)
+            .into_bytes()
+    };
     let mut forms = vec![
         ("plain text".to_owned(), raw.to_vec()),
         ("hex".to_owned(), hex::encode(raw).into_bytes()),
         ("HEX".to_owned(), hex::encode_upper(raw).into_bytes()),
+        // `{:?}` of a byte slice, as crates' trace logs print bodies.
+        ("decimal bytes (Debug)".to_owned(), decimal(", ")),
+        ("decimal bytes (JSON array)".to_owned(), decimal(",")),
     ];
     for skip in 0..3 {
         let body = &raw[skip..];
@@ -1843,6 +1867,8 @@ fn the_search_finds_every_encoding() {
             base64::engine::general_purpose::URL_SAFE.encode(&raw),
             hex::encode(&raw),
             String::from_utf8(raw.clone()).expect("ascii"),
+            format!("Bytes({raw:?})"),
+            serde_json::to_string(&raw).expect("JSON"),
         ] {
             assert!(
                 encodings(&canary)
