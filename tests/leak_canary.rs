@@ -1675,8 +1675,8 @@ impl Breakage {
     }
 }
 
-/// A write the backend refuses: the plan succeeds (with unusable credentials it fails already),
-/// the apply fails, and nothing is recorded.
+/// A write the backend refuses: the apply fails (or, when the store cannot even be opened, the
+/// plan already does), and nothing is recorded.
 fn write_fails(backend: &dyn Backend, path: Flow, breakage: Breakage) {
     let ws = Workspace::new();
     let fixture = backend.setup(&ws);

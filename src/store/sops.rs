@@ -1736,11 +1736,14 @@ mod tests {
     #[test]
     fn a_tampered_wrapped_data_key_is_an_integrity_error() {
         let (text, ids) = encrypted_sample();
-        // Flip a character in the middle of the armored age file (header or payload).
-        let begin = text.find("-----BEGIN AGE ENCRYPTED FILE-----").unwrap();
-        let line_start = begin + text[begin..].find('\n').unwrap() + 1;
-        let line_start = line_start + text[line_start..].find('\n').unwrap() + 1;
-        let at = line_start + text[line_start..].find(|c: char| c != ' ').unwrap() + 10;
+        // Flip a character of the armored age payload (the last base64 line before the END
+        // marker: the encrypted data key and its tag). Tampering the recipient stanza instead
+        // would read as "no identity matches", which age cannot tell from a wrong key.
+        let end = text.find("-----END AGE ENCRYPTED FILE-----").unwrap();
+        let last_line_end = text[..end].trim_end().len();
+        let last_line_start = text[..last_line_end].rfind('\n').unwrap() + 1;
+        let first = last_line_start + text[last_line_start..].find(|c: char| c != ' ').unwrap();
+        let at = first + 1;
         let mut bytes = text.into_bytes();
         bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).unwrap();
