@@ -3,7 +3,8 @@
 //!
 //! The level comes from `TF_LOG_PROVIDER`, else `TF_LOG` (`trace`, `debug`, `info`, `warn`,
 //! `error`, `json` = trace, `off`); unset means off, as with providers built on HashiCorp's SDKs.
-//! Log lines carry identifiers (stack, component, secret name, store, coordinate), never values.
+//! Log lines carry identifiers (stack, component, secret name, store, coordinate), never values;
+//! records of crates that may print request bodies are dropped (see [`SILENCED`]).
 
 use std::io::Write;
 
@@ -13,9 +14,23 @@ struct Hclog {
     level: LevelFilter,
 }
 
+/// Crates whose records are never forwarded, at any level: `aws_sigv4` prints every signed
+/// request, body included when `LOG_SIGNABLE_BODY=true` is in the environment, and the bodies of
+/// SSM PutParameter and Secrets Manager PutSecretValue carry secret values.
+const SILENCED: &[&str] = &["aws_sigv4"];
+
+/// Whether `target` (a module path) belongs to a [`SILENCED`] crate.
+fn silenced(target: &str) -> bool {
+    SILENCED.iter().any(|krate| {
+        target
+            .strip_prefix(krate)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 impl Log for Hclog {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= self.level && !silenced(metadata.target())
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -93,6 +108,26 @@ mod tests {
         assert_eq!(parse_level("Warn"), LevelFilter::Warn);
         assert_eq!(parse_level("off"), LevelFilter::Off);
         assert_eq!(parse_level("nonsense"), LevelFilter::Off);
+    }
+
+    #[test]
+    fn request_signing_is_never_forwarded() {
+        let logger = Hclog {
+            level: LevelFilter::Trace,
+        };
+        let at = |target: &str| {
+            logger.enabled(
+                &Metadata::builder()
+                    .level(log::Level::Error)
+                    .target(target)
+                    .build(),
+            )
+        };
+        assert!(!at("aws_sigv4"));
+        assert!(!at("aws_sigv4::http_request::sign"));
+        assert!(at("aws_sigv4_other"));
+        assert!(at("aws_smithy_runtime::client::orchestrator"));
+        assert!(at("atmos_provider::provider::secret"));
     }
 
     #[test]
