@@ -28,9 +28,26 @@ fn silenced(target: &str) -> bool {
     })
 }
 
+/// Other crates (HTTP, TLS, cloud SDKs) describe what they send and receive at debug and trace,
+/// bodies included; only their info and above are forwarded. Our own records follow the level.
+const OTHER_CRATES_MAX: log::Level = log::Level::Info;
+
+fn ours(target: &str) -> bool {
+    ["atmos_provider", "terraform_provider_atmos"]
+        .iter()
+        .any(|krate| {
+            target
+                .strip_prefix(krate)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
 impl Log for Hclog {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level && !silenced(metadata.target())
+        let target = metadata.target();
+        metadata.level() <= self.level
+            && !silenced(target)
+            && (ours(target) || metadata.level() <= OTHER_CRATES_MAX)
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -128,6 +145,26 @@ mod tests {
         assert!(at("aws_sigv4_other"));
         assert!(at("aws_smithy_runtime::client::orchestrator"));
         assert!(at("atmos_provider::provider::secret"));
+    }
+
+    #[test]
+    fn other_crates_are_capped_at_info() {
+        let logger = Hclog {
+            level: LevelFilter::Trace,
+        };
+        let at = |level: log::Level, target: &str| {
+            logger.enabled(&Metadata::builder().level(level).target(target).build())
+        };
+        assert!(at(log::Level::Trace, "atmos_provider::store::ssm"));
+        assert!(at(log::Level::Trace, "terraform_provider_atmos"));
+        assert!(!at(log::Level::Trace, "h2::codec"));
+        assert!(!at(
+            log::Level::Debug,
+            "aws_smithy_runtime::client::orchestrator"
+        ));
+        assert!(!at(log::Level::Debug, "atmos_provider_lookalike"));
+        assert!(at(log::Level::Info, "hyper_util::client"));
+        assert!(at(log::Level::Warn, "rustls::conn"));
     }
 
     #[test]

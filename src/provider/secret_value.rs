@@ -247,7 +247,7 @@ pub async fn plan(session: &Session, req: PlanRequest) -> PlanResponse {
         }
     };
     // A store that cannot be opened (unsupported kind, bad options, unreadable key file) fails
-    // the plan, not the apply. Opening does no network I/O.
+    // the plan, not the apply. Opening reads no value (Vault does check its token).
     if let Err(e) = session.backends.get(ws, &resolved).await {
         resp.diagnostics.attribute_error(
             AttributePath::attr("name"),
