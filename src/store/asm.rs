@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::SecretValueEntry;
-use futures::StreamExt;
 use zeroize::Zeroizing;
 
 use super::aws::{self, Fault};
@@ -227,31 +226,10 @@ impl SecretStore for AsmStore {
             .collect();
         ids.sort();
         ids.dedup();
-        let batches: Vec<_> = futures::stream::iter(ids.chunks(BATCH).map(<[String]>::to_vec))
-            .map(|chunk| async move {
-                let result = self.batch(&chunk).await;
-                (chunk, result)
-            })
-            .buffer_unordered(PARALLEL_BATCHES)
-            .collect()
-            .await;
-        let mut found: HashMap<String, Result<Option<Versioned>, Fault>> = HashMap::new();
-        for (chunk, result) in batches {
-            match result {
-                Ok(mut items) => {
-                    for id in chunk {
-                        // Neither a value nor an error: treat as missing.
-                        let item = items.remove(&id).unwrap_or(Ok(None));
-                        found.insert(id, item);
-                    }
-                }
-                Err(fault) => {
-                    for id in chunk {
-                        found.insert(id, Err(fault.clone()));
-                    }
-                }
-            }
-        }
+        let found = aws::in_batches(&ids, BATCH, PARALLEL_BATCHES, |chunk| async move {
+            self.batch(&chunk).await
+        })
+        .await;
         locations
             .iter()
             .map(|l| {

@@ -5,6 +5,7 @@
 //! timeout, with the SDK's standard retry mode (jittered exponential backoff, throttling and 5xx
 //! retried) capped at [`MAX_ATTEMPTS`] attempts inside that budget.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -15,7 +16,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 
-use super::{StoreError, StoreSettings};
+use super::{StoreError, StoreSettings, Versioned};
 
 /// Time to open a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -272,6 +273,50 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
         source = e.source();
     }
     false
+}
+
+/// Reads `ids` (sorted, deduplicated by the caller) in chunks of `size`, `parallel` chunks at a
+/// time, and spreads the results: every id of a chunk gets its own answer (absent = missing), or
+/// the chunk's fault when the whole call failed. Shared by SSM `GetParameters` and Secrets
+/// Manager `BatchGetSecretValue`.
+pub async fn in_batches<F, Fut>(
+    ids: &[String],
+    size: usize,
+    parallel: usize,
+    batch: F,
+) -> HashMap<String, Result<Option<Versioned>, Fault>>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<HashMap<String, Result<Option<Versioned>, Fault>>, Fault>,
+        >,
+{
+    use futures::StreamExt;
+    let batches: Vec<_> = futures::stream::iter(ids.chunks(size).map(<[String]>::to_vec))
+        .map(|chunk| {
+            let call = batch(chunk.clone());
+            async move { (chunk, call.await) }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut found = HashMap::new();
+    for (chunk, result) in batches {
+        match result {
+            Ok(mut items) => {
+                for id in chunk {
+                    let item = items.remove(&id).unwrap_or(Ok(None));
+                    found.insert(id, item);
+                }
+            }
+            Err(fault) => {
+                for id in chunk {
+                    found.insert(id, Err(fault.clone()));
+                }
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

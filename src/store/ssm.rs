@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{Parameter, ParameterTier, ParameterType};
-use futures::StreamExt;
 use zeroize::Zeroizing;
 
 use super::aws::{self, Fault};
@@ -142,31 +141,11 @@ impl SecretStore for SsmStore {
             .collect();
         names.sort();
         names.dedup();
-        let batches: Vec<(Vec<String>, Result<HashMap<String, Versioned>, Fault>)> =
-            futures::stream::iter(names.chunks(BATCH).map(<[String]>::to_vec))
-                .map(|chunk| async move {
-                    let result = self.batch(&chunk).await;
-                    (chunk, result)
-                })
-                .buffer_unordered(PARALLEL_BATCHES)
-                .collect()
-                .await;
-        let mut found: HashMap<String, Result<Option<Versioned>, Fault>> = HashMap::new();
-        for (chunk, result) in batches {
-            match result {
-                Ok(mut values) => {
-                    for n in chunk {
-                        let v = values.remove(&n);
-                        found.insert(n, Ok(v));
-                    }
-                }
-                Err(fault) => {
-                    for n in chunk {
-                        found.insert(n, Err(fault.clone()));
-                    }
-                }
-            }
-        }
+        let found = aws::in_batches(&names, BATCH, PARALLEL_BATCHES, |chunk| async move {
+            let values = self.batch(&chunk).await?;
+            Ok(values.into_iter().map(|(n, v)| (n, Ok(Some(v)))).collect())
+        })
+        .await;
         let mut out = Vec::with_capacity(locations.len());
         for location in locations {
             out.push(match name(location) {
