@@ -148,12 +148,7 @@ impl AsmStore {
 }
 
 fn name(location: &Location) -> Result<&str, StoreError> {
-    match location {
-        Location::Named(name) => Ok(name),
-        other => Err(StoreError::Config(format!(
-            "aws/asm cannot hold a value at {other}: it needs a secret name"
-        ))),
-    }
+    location.native_name("aws/asm")
 }
 
 fn versioned(entry: &SecretValueEntry) -> Option<Versioned> {

@@ -176,12 +176,7 @@ pub fn map_error(location: &Location, e: &azure_core::Error) -> StoreError {
 }
 
 fn named(location: &Location) -> Result<&str, StoreError> {
-    match location {
-        Location::Named(name) => Ok(name),
-        other => Err(StoreError::Config(format!(
-            "azure/keyvault cannot address {other}: it takes secret names"
-        ))),
-    }
+    location.native_name("azure/keyvault")
 }
 
 #[async_trait]

@@ -223,12 +223,7 @@ fn is_code(e: &GcpError, code: Code) -> bool {
 }
 
 fn named(location: &Location) -> Result<&str, StoreError> {
-    match location {
-        Location::Named(name) => Ok(name),
-        other => Err(StoreError::Config(format!(
-            "gcp/secretmanager cannot address {other}: it takes secret names"
-        ))),
-    }
+    location.native_name("gcp/secretmanager")
 }
 
 #[async_trait]

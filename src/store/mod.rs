@@ -88,6 +88,19 @@ pub enum Location {
     },
 }
 
+impl Location {
+    /// The native name, for the stores addressed by name (`kind` says which, for the error); a
+    /// SOPS file location given to such a store is a configuration error.
+    pub fn native_name(&self, kind: &str) -> Result<&str, StoreError> {
+        match self {
+            Location::Named(name) => Ok(name),
+            other => Err(StoreError::Config(format!(
+                "{kind} cannot address {other}: it takes a native name"
+            ))),
+        }
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

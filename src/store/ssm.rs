@@ -82,12 +82,7 @@ impl SsmStore {
 }
 
 fn name(location: &Location) -> Result<&str, StoreError> {
-    match location {
-        Location::Named(name) => Ok(name),
-        other => Err(StoreError::Config(format!(
-            "aws/ssm cannot hold a value at {other}: it needs a parameter name"
-        ))),
-    }
+    location.native_name("aws/ssm")
 }
 
 fn versioned(p: &Parameter) -> Option<Versioned> {
